@@ -1,0 +1,367 @@
+"""Stack configuration: the ONLY module that reads ``pulumi.Config``.
+
+Reads `Pulumi.<stack>.yaml` once, checks its shape (types, allowed values, unknown keys) with
+pydantic, then builds the components' Args dataclasses, whose own validation checks meaning
+(ranges, CIDR overlaps, names inside the DNS zone). Every problem is reported at once, before any
+resource is registered, as ``KEY: got VALUE; expected ...`` with KEY spelled as in the YAML file.
+
+Defaults live in exactly one place: a setting left out of the stack file is not passed on, so the
+component's Args default applies. The only defaults here are stack-level ones that no component
+owns (platform kind, namespace, Kubernetes version).
+
+Does not decide what gets built from the settings (``stacks/platform.py`` does) and never touches
+resources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from infra.dns import DnsArgs, DnsRecord
+from infra.gke import AuthorizedNetwork, GkeClusterArgs, NodePoolArgs
+from infra.validation import ArgsError
+
+PROJECT = "ha-celery"
+SUPPORTED_KUBERNETES_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
+"""Minor versions whose OpenAPI schema the offline plan can validate against."""
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """One or more stack settings are wrong; ``problems`` holds one line per setting."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(
+            f"stack '{stack}' has {len(problems)} invalid setting(s) in Pulumi.{stack}.yaml:\n"
+            f"{lines}\nFix them with `pulumi config set <key> <value>` (or edit the file); "
+            "nothing was created."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The shape of the YAML, as the user writes it (camelCase keys). None means "not set".
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True, strict=False)
+
+
+class _AuthorizedNetwork(_Shape):
+    cidr: str
+    display_name: str | None = None
+
+
+class _NodePool(_Shape):
+    name: str
+    machine_type: str | None = None
+    min_nodes_per_zone: int | None = None
+    max_nodes_per_zone: int | None = None
+    disk_size_gb: int | None = None
+    disk_type: str | None = None
+    spot: bool | None = None
+
+
+class _Cluster(_Shape):
+    release_channel: Literal["RAPID", "REGULAR", "STABLE", "EXTENDED"] | None = None
+    deletion_protection: bool | None = None
+    private_endpoint: bool | None = None
+    master_authorized_networks: tuple[_AuthorizedNetwork, ...] | None = None
+    master_ipv4_cidr: str | None = None
+    subnet_cidr: str | None = None
+    pods_cidr: str | None = None
+    services_cidr: str | None = None
+    maintenance_recurrence: str | None = None
+    node_pools: tuple[_NodePool, ...] | None = None
+
+
+class _DnsRecord(_Shape):
+    name: str
+    type: str
+    rrdatas: tuple[str, ...]
+    ttl: int | None = None
+
+
+class _Dns(_Shape):
+    domain: str
+    ttl: int | None = None
+    mx: tuple[str, ...] | None = None
+    spf: str | None = None
+    wildcard: bool | None = None
+    caa_issuers: tuple[str, ...] | None = None
+    records: tuple[_DnsRecord, ...] | None = None
+
+
+class _Local(_Shape):
+    kube_context: str | None = None
+
+
+class _Stack(_Shape):
+    """Every `ha-celery:*` key (plus `gcp:project` / `gcp:region`)."""
+
+    platform: Literal["gcp", "local"] = "gcp"
+    namespace: str = "ha-celery"
+    kubernetes_version: str = "1.33"
+    zones: tuple[str, ...] | None = None
+    cluster: _Cluster | None = None
+    dns: _Dns | None = None
+    local: _Local | None = None
+    gcp_project: str | None = None
+    gcp_region: str | None = None
+
+
+_GCP_KEYS = {"gcp_project": "gcp:project", "gcp_region": "gcp:region"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The validated result.
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """Everything one stack builds, as component Args. GCP parts are None on `local`."""
+
+    stack: str
+    platform: Literal["gcp", "local"]
+    namespace: str
+    kubernetes_version: str
+    gke: GkeClusterArgs | None = None
+    dns: DnsArgs | None = None
+    kube_context: str | None = None
+
+    @property
+    def on_gcp(self) -> bool:
+        return self.platform == "gcp"
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self.gke.zones if self.gke else ()
+
+
+def _set(**values: Any) -> dict[str, Any]:
+    """Drop unset values so the Args default applies (one place for each default)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _config_key(path: tuple[Any, ...]) -> str:
+    """('cluster', 'nodePools', 0, 'minNodesPerZone') -> 'ha-celery:cluster.nodePools[0]...'."""
+    head, *rest = path
+    head = str(head)
+    text = _GCP_KEYS.get(head, f"{PROJECT}:{to_camel(head) if '_' in head else head}")
+    for part in rest:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+class _Problems:
+    """Collects problems so the user sees all of them in one run."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, value: Any, expected: str) -> None:
+        self.items.append(f"{key}: got {value!r}; expected {expected}")
+
+    def build(self, key_prefix: str, factory: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call an Args constructor; report its ArgsError under the config key."""
+        try:
+            return factory(**kwargs)
+        except ArgsError as error:
+            attribute = error.field.split(".", 1)[1] if "." in error.field else error.field
+            camel = ".".join(to_camel(part) for part in attribute.split("."))
+            self.add(f"{key_prefix}.{camel}" if key_prefix else camel, error.value,
+                     error.allowed)
+            return None
+
+
+def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate raw settings (keys without the `ha-celery:` prefix; `gcp_project`, `gcp_region`
+    for the provider's keys) and build the stack's Args. Pure: tests call it directly."""
+    problems = _Problems()
+    try:
+        raw = _Stack.model_validate(dict(values))
+    except ValidationError as error:
+        for item in error.errors():
+            location = tuple(item["loc"])
+            key = _config_key(location) if location else f"{PROJECT}:*"
+            if item["type"] == "extra_forbidden":
+                problems.items.append(
+                    f"{key}: unknown setting (check the spelling; allowed keys are listed in "
+                    "Pulumi.yaml and the README)")
+            else:
+                problems.add(key, item.get("input"), item["msg"].replace("Input should be ",
+                                                                          "").rstrip("."))
+        raise ConfigError(stack, problems.items) from None
+
+    if raw.kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
+        problems.add(f"{PROJECT}:kubernetesVersion", raw.kubernetes_version,
+                     f"one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+    if not _DNS_LABEL.match(raw.namespace):
+        problems.add(f"{PROJECT}:namespace", raw.namespace,
+                     "a DNS label: lower-case letters, digits and '-'")
+
+    gke = dns = None
+    if raw.platform == "gcp":
+        gke, dns = _gcp_parts(raw, problems)
+    else:
+        for key, value in (("zones", raw.zones), ("cluster", raw.cluster), ("dns", raw.dns),
+                           ("gcp_project", raw.gcp_project), ("gcp_region", raw.gcp_region)):
+            if value is not None:
+                problems.add(_config_key((key,)), "set",
+                             "nothing: the local stack creates no GCP resources (remove it)")
+
+    if problems.items:
+        raise ConfigError(stack, problems.items)
+    return StackConfig(
+        stack=stack,
+        platform=raw.platform,
+        namespace=raw.namespace,
+        kubernetes_version=raw.kubernetes_version,
+        gke=gke,
+        dns=dns,
+        kube_context=raw.local.kube_context if raw.local else None,
+    )
+
+
+def _gcp_parts(raw: _Stack, problems: _Problems) -> tuple[GkeClusterArgs | None,
+                                                           DnsArgs | None]:
+    for key in ("gcp_project", "gcp_region", "zones"):
+        if getattr(raw, key) is None:
+            problems.add(_config_key((key,)), None,
+                         "a value: GCP stacks need gcp:project, gcp:region and ha-celery:zones")
+    if problems.items:
+        return None, None
+
+    cluster = raw.cluster or _Cluster()
+    pools = None
+    if cluster.node_pools is not None:
+        pools = []
+        for index, pool in enumerate(cluster.node_pools):
+            built = problems.build(
+                f"{PROJECT}:cluster.nodePools[{index}]", NodePoolArgs,
+                **_set(name=pool.name, machine_type=pool.machine_type,
+                       min_nodes_per_zone=pool.min_nodes_per_zone,
+                       max_nodes_per_zone=pool.max_nodes_per_zone,
+                       disk_size_gb=pool.disk_size_gb, disk_type=pool.disk_type, spot=pool.spot))
+            pools.append(built)
+    networks = None
+    if cluster.master_authorized_networks is not None:
+        networks = []
+        for index, network in enumerate(cluster.master_authorized_networks):
+            networks.append(problems.build(
+                f"{PROJECT}:cluster.masterAuthorizedNetworks[{index}]", AuthorizedNetwork,
+                **_set(cidr=network.cidr, display_name=network.display_name)))
+    if problems.items:
+        return None, None
+
+    gke = _build_gke(raw, cluster, pools, networks, problems)
+    dns = None
+    if raw.dns is not None:
+        records = []
+        for index, record in enumerate(raw.dns.records or ()):
+            records.append(problems.build(
+                f"{PROJECT}:dns.records[{index}]", DnsRecord,
+                **_set(name=record.name, type=record.type, rrdatas=record.rrdatas,
+                       ttl=record.ttl)))
+        if not problems.items:
+            dns = _build_dns(raw, records, problems)
+    return gke, dns
+
+
+def _build_gke(raw: _Stack, cluster: _Cluster, pools: list | None, networks: list | None,
+               problems: _Problems) -> GkeClusterArgs | None:
+    # Region and zones are top-level keys, the rest live under ha-celery:cluster.
+    fields = _set(
+        project=raw.gcp_project, region=raw.gcp_region, zones=raw.zones,
+        node_pools=tuple(pools) if pools is not None else None,
+        release_channel=cluster.release_channel,
+        kubernetes_version=raw.kubernetes_version,
+        deletion_protection=cluster.deletion_protection,
+        master_authorized_networks=tuple(networks) if networks is not None else None,
+        private_endpoint=cluster.private_endpoint,
+        master_ipv4_cidr=cluster.master_ipv4_cidr, subnet_cidr=cluster.subnet_cidr,
+        pods_cidr=cluster.pods_cidr, services_cidr=cluster.services_cidr,
+        maintenance_recurrence=cluster.maintenance_recurrence,
+    )
+    try:
+        return GkeClusterArgs(**fields)
+    except ArgsError as error:
+        attribute = error.field.split(".", 1)[1]
+        key = {"project": "gcp:project", "region": "gcp:region",
+               "zones": f"{PROJECT}:zones",
+               "kubernetes_version": f"{PROJECT}:kubernetesVersion"}.get(
+            attribute, f"{PROJECT}:cluster.{to_camel(attribute)}")
+        problems.add(key, error.value, error.allowed)
+        return None
+
+
+def _build_dns(raw: _Stack, records: list, problems: _Problems) -> DnsArgs | None:
+    dns = raw.dns
+    assert dns is not None
+    try:
+        return DnsArgs(**_set(project=raw.gcp_project, domain=dns.domain, ttl=dns.ttl,
+                              mx=dns.mx, spf=dns.spf, wildcard=dns.wildcard,
+                              caa_issuers=dns.caa_issuers,
+                              records=tuple(records) if records else None))
+    except ArgsError as error:
+        attribute = error.field.split(".", 1)[1]
+        problems.add(f"{PROJECT}:dns.{'.'.join(to_camel(p) for p in attribute.split('.'))}",
+                     error.value, error.allowed)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading from the Pulumi runtime.
+
+_OBJECT_KEYS = ("zones", "cluster", "dns", "local")
+_STRING_KEYS = ("platform", "namespace", "kubernetesVersion")
+
+
+def load(stack: str | None = None) -> StackConfig:
+    """Read this stack's settings through ``pulumi.Config`` and validate them."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    stack = stack or pulumi.get_stack()
+    own = pulumi.Config(PROJECT)
+    gcp = pulumi.Config("gcp")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in _STRING_KEYS:
+        value = own.get(key)
+        if value is not None:
+            values[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
+    for key in _OBJECT_KEYS:
+        try:
+            value = own.get_object(key)
+        except Exception:  # a value that is not YAML/JSON structure
+            problems.append(f"{PROJECT}:{key}: got {own.get(key)!r}; expected a list or "
+                            "mapping (see Pulumi.yaml)")
+            continue
+        if value is not None:
+            values[key] = value
+    if gcp.get("project") is not None:
+        values["gcp_project"] = gcp.get("project")
+    if gcp.get("region") is not None:
+        values["gcp_region"] = gcp.get("region")
+
+    known = {f"{PROJECT}:{key}" for key in (*_OBJECT_KEYS, *_STRING_KEYS)}
+    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    for key in sorted(k for k in present if k.startswith(f"{PROJECT}:") and k not in known):
+        problems.append(f"{key}: unknown setting (check the spelling; allowed keys: "
+                        f"{', '.join(sorted(known))})")
+    if problems:
+        raise ConfigError(stack, problems)
+    return parse(values, stack)
+
+
+__all__ = ["SUPPORTED_KUBERNETES_VERSIONS", "ConfigError", "StackConfig", "load", "parse"]
