@@ -1,0 +1,495 @@
+"""A real N-node RabbitMQ cluster on 127.0.0.1, booted from the files the platform deploys.
+
+Owns `LocalRabbitMQCluster`: a context manager that starts Debian's rabbitmq-server nodes with
+`rabbitmq.conf`, `enabled_plugins`, the definitions and the default-user snippet produced by
+`infra/rabbitmq_config.py` (the same functions the Kubernetes component calls). What differs from
+a pod is only what one machine forces: ports (free ones, so the machine's own broker on
+5672/4369/15672/25672 and parallel runs are untouched), node names, paths, a private epmd, and
+classic_config peer discovery listing the local nodes instead of the Kubernetes backend. Sizes
+(memory watermark, disk limit) are scaled to the machine.
+
+It offers what failover drills need: AMQP URLs per node, the quorum leader of a queue, SIGKILL of
+a node's beam process, restart, waiting for a node to rejoin (with the pod's own startup check),
+a rolling restart the way a StatefulSet does it (preStop drain, stop, start, wait), and
+`stop_all()` that leaves no process behind (nodes, CLI helpers, epmd) even when a test fails.
+
+It does not run Kubernetes, Docker or a 4.x image: the version it ran is `cluster.version`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import rabbitmq_config as config
+
+RABBITMQ_BIN = Path(os.environ.get("HACELERY_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+RABBITMQ_LIB_GLOB = "/usr/lib/rabbitmq/lib/rabbitmq_server-*"
+EPMD = shutil.which("epmd") or "/usr/bin/epmd"
+
+DRILL_VHOST = "hacelery-drill"
+DRILL_ADMIN = "drill-admin"
+DRILL_APP_USER = "drill-app"
+
+
+class DrillError(RuntimeError):
+    """The local cluster did not reach the state a drill step waits for."""
+
+
+def installed_version() -> config.RabbitMQVersion:
+    """The RabbitMQ release installed on this machine (Debian 12: 3.10.8)."""
+    found = sorted(glob.glob(RABBITMQ_LIB_GLOB))
+    if not found or not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        raise DrillError(
+            "rabbitmq-server is not installed: run scripts/prereq.d/20-rabbitmq-drill.sh "
+            "(apt-get install -y rabbitmq-server)"
+        )
+    return config.RabbitMQVersion.parse(found[-1].rsplit("-", 1)[-1])
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports free on 127.0.0.1 right now (held open together so none repeats)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    name: str
+    """Erlang node name, e.g. ``rmq1@localhost``."""
+    amqp_port: int
+    dist_port: int
+    management_port: int
+    prometheus_port: int
+    directory: Path
+
+
+class LocalRabbitMQCluster:
+    """Start ``size`` clustered nodes on 127.0.0.1; use as ``with LocalRabbitMQCluster() as c:``."""
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        base_dir: str | os.PathLike | None = None,
+        poison: config.PoisonMessagePolicy | None = None,
+        startup_timeout: float = 90.0,
+        keep_files: bool = False,
+    ) -> None:
+        if size < 1 or size % 2 == 0:
+            raise ValueError(f"size: {size} — use an odd number of nodes (1, 3, 5)")
+        self.size = size
+        self.version = installed_version()
+        self.poison = poison or config.PoisonMessagePolicy()
+        self.startup_timeout = startup_timeout
+        self.keep_files = keep_files
+        self._own_base = base_dir is None
+        self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="hacelery-rmq-drill-"))
+        self.admin_password = os.urandom(12).hex()
+        self.app_password = os.urandom(12).hex()
+        ports = free_ports(1 + 4 * size)
+        self.epmd_port = ports[0]
+        self.nodes: list[LocalNode] = [
+            LocalNode(
+                name=f"rmq{index + 1}@localhost",
+                amqp_port=ports[1 + 4 * index],
+                dist_port=ports[2 + 4 * index],
+                management_port=ports[3 + 4 * index],
+                prometheus_port=ports[4 + 4 * index],
+                directory=self.base_dir / f"rmq{index + 1}",
+            )
+            for index in range(size)
+        ]
+        self._processes: dict[str, subprocess.Popen] = {}
+        self._epmd: subprocess.Popen | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> LocalRabbitMQCluster:
+        try:
+            self.start_cluster()
+        except BaseException:
+            self.stop_all()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop_all()
+
+    def start_cluster(self) -> None:
+        """Write every node's files, start a private epmd, the seed node, then the rest."""
+        self._write_files()
+        self._epmd = subprocess.Popen(
+            [EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        # The first node forms the cluster alone; the others then find it running and join it
+        # (starting all at once can let two blank nodes each form their own cluster on 3.10).
+        self.start(self.nodes[0].name)
+        self.await_startup(self.nodes[0].name)
+        for node in self.nodes[1:]:
+            self.start(node.name)
+        for node in self.nodes[1:]:
+            self.await_startup(node.name)
+        for node in self.nodes:
+            self.await_rejoined(node.name)
+
+    def stop_all(self) -> None:
+        """SIGKILL every process this cluster started (node trees, epmd); remove its files."""
+        for name in list(self._processes):
+            self._kill_tree(name)
+        if self._epmd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._epmd.pid, signal.SIGKILL)
+            self._epmd.wait(timeout=10)
+            self._epmd = None
+        # CLI tools started with our HOME/epmd port are children that exited already; anything
+        # else still pointing at our directory is a leak and is killed here.
+        for pid in self.leftover_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self._own_base and not self.keep_files:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def leftover_processes(self) -> list[int]:
+        """PIDs of live processes whose command line or environment mentions this cluster."""
+        marker = str(self.base_dir).encode()
+        epmd_marker = f"ERL_EPMD_PORT={self.epmd_port}".encode()
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            if state == "Z":
+                continue
+            epmd_cmd = b"epmd" in cmdline and str(self.epmd_port).encode() in cmdline
+            if marker in cmdline or marker in environ or epmd_marker in environ or epmd_cmd:
+                found.append(int(proc.name))
+        return found
+
+    # ------------------------------------------------------------------------------- files
+
+    def settings_for(self, node: LocalNode) -> config.BrokerSettings:
+        return config.BrokerSettings(
+            version=self.version,
+            cluster_name="hacelery-drill",
+            peer_discovery=config.ClassicConfigPeerDiscovery(
+                nodes=tuple(other.name for other in self.nodes)
+            ),
+            target_cluster_size=self.size,
+            memory_high_watermark_bytes=1024 * 2**20,
+            disk_free_limit_bytes=200 * 10**6,
+            definitions_path=str(node.directory / "secret" / "definitions.json"),
+            listeners=config.Listeners(
+                amqp_port=node.amqp_port,
+                management_port=node.management_port,
+                prometheus_port=node.prometheus_port,
+                bind_address="127.0.0.1",
+            ),
+        )
+
+    def _write_files(self) -> None:
+        home = self.base_dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(os.urandom(20).hex())
+        cookie.chmod(0o400)
+        (self.base_dir / "empty-env.conf").write_text("")
+        definitions = config.definitions_json(
+            version=self.version,
+            vhost=DRILL_VHOST,
+            admin_username=DRILL_ADMIN,
+            admin_password=self.admin_password,
+            app_username=DRILL_APP_USER,
+            app_password=self.app_password,
+            poison=self.poison,
+        )
+        for node in self.nodes:
+            settings = self.settings_for(node)
+            confd = node.directory / "conf.d"
+            secret = node.directory / "secret"
+            for directory in (confd, secret, node.directory / "data", node.directory / "log"):
+                directory.mkdir(parents=True, exist_ok=True)
+            # Same layout as the pod's conf.d: cluster conf, then the secret default user.
+            (confd / "10-rabbitmq.conf").write_text(config.rabbitmq_conf(settings))
+            (confd / "20-default-user.conf").write_text(
+                config.default_user_conf(DRILL_ADMIN, self.admin_password)
+            )
+            (node.directory / "enabled_plugins").write_text(config.enabled_plugins(settings))
+            (secret / "definitions.json").write_text(definitions)
+
+    # ------------------------------------------------------------------------- environment
+
+    def node(self, name: str) -> LocalNode:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name!r} in this cluster ({[n.name for n in self.nodes]})")
+
+    def environment(self, name: str) -> dict[str, str]:
+        """What a node (and the CLI tools aimed at it) need on this machine."""
+        node = self.node(name)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("RABBITMQ_", "ERL_"))
+        }
+        env.update(
+            PATH=f"{RABBITMQ_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+            HOME=str(self.base_dir / "home"),
+            LC_ALL="C.UTF-8",
+            LANG="C.UTF-8",
+            ERL_EPMD_PORT=str(self.epmd_port),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+            RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "empty-env.conf"),
+            RABBITMQ_NODENAME=node.name,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(node.amqp_port),
+            RABBITMQ_DIST_PORT=str(node.dist_port),
+            RABBITMQ_MNESIA_BASE=str(node.directory / "data"),
+            RABBITMQ_LOG_BASE=str(node.directory / "log"),
+            # The machine's /etc/rabbitmq/rabbitmq.conf would be read too (and its listeners win).
+            RABBITMQ_CONFIG_FILE=str(node.directory / "no-machine-config.conf"),
+            RABBITMQ_CONFIG_FILES=str(node.directory / "conf.d"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(node.directory / "enabled_plugins"),
+            RABBITMQ_PID_FILE=str(node.directory / "beam.pid"),
+            # Without it the distribution port listens on every interface.
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+        )
+        return env
+
+    def cli(
+        self, tool: str, name: str, *args: str, timeout: float = 60.0, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        """Run a RabbitMQ CLI tool against node ``name``."""
+        result = subprocess.run(
+            [str(RABBITMQ_BIN / tool), "-n", name, *args],
+            env=self.environment(name),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+        )
+        if check and result.returncode != 0:
+            raise DrillError(
+                f"{tool} {' '.join(args)} on {name} exited {result.returncode}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    # ------------------------------------------------------------------------------ nodes
+
+    def start(self, name: str) -> None:
+        node = self.node(name)
+        if name in self._processes and self._processes[name].poll() is None:
+            raise DrillError(f"{name} is already running")
+        log = open(node.directory / "log" / "stdout.log", "ab")  # noqa: SIM115 (owned by Popen)
+        self._processes[name] = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            env=self.environment(name),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def await_startup(self, name: str, timeout: float | None = None) -> None:
+        timeout = timeout or self.startup_timeout
+        deadline = time.monotonic() + timeout
+        process = self._processes.get(name)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise DrillError(f"{name} exited with {process.returncode}: {self._log_tail(name)}")
+            result = self.cli("rabbitmqctl", name, "await_startup", "--timeout", "10",
+                              check=False, timeout=30)
+            if result.returncode == 0:
+                return
+            time.sleep(0.5)
+        raise DrillError(f"{name} did not start within {timeout:.0f} s: {self._log_tail(name)}")
+
+    def _log_tail(self, name: str) -> str:
+        path = self.node(name).directory / "log" / "stdout.log"
+        with contextlib.suppress(OSError):
+            return path.read_text(errors="replace")[-2000:]
+        return "(no log)"
+
+    def beam_pid(self, name: str) -> int:
+        return int((self.node(name).directory / "beam.pid").read_text().strip())
+
+    def kill(self, name: str) -> float:
+        """SIGKILL the node's beam process (a crash, no shutdown); returns the kill time."""
+        pid = self.beam_pid(name)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        self._kill_tree(name)
+        return killed_at
+
+    def _kill_tree(self, name: str) -> None:
+        process = self._processes.pop(name, None)
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+
+    def stop(self, name: str, timeout: float = 60.0) -> None:
+        """A clean stop (what SIGTERM does to the container after preStop)."""
+        process = self._processes.get(name)
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        finally:
+            self._kill_tree(name)
+
+    def is_running(self, name: str) -> bool:
+        process = self._processes.get(name)
+        return process is not None and process.poll() is None
+
+    def running_nodes(self, via: str) -> list[str]:
+        result = self.cli("rabbitmq-diagnostics", via, "cluster_status", "--formatter", "json")
+        return sorted(json.loads(result.stdout)["running_nodes"])
+
+    def await_rejoined(self, name: str, timeout: float | None = None) -> float:
+        """Wait until ``name`` runs, passes the pod's startup check and every live node sees it.
+
+        Returns the seconds waited.
+        """
+        timeout = timeout or self.startup_timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        self.await_startup(name, timeout)
+        check = config.startup_check_script(version=self.version, expected_members=self.size)
+        last = ""
+        while time.monotonic() < deadline:
+            result = subprocess.run(
+                ["bash", "-c", check], env=self.environment(name), capture_output=True,
+                text=True, timeout=60, start_new_session=True,
+            )
+            if result.returncode == 0:
+                live = [n.name for n in self.nodes if self.is_running(n.name)]
+                if all(name in self.running_nodes(other) for other in live):
+                    return time.monotonic() - started
+                last = "not yet seen by every running node"
+            else:
+                last = result.stderr.strip() or result.stdout.strip()
+            time.sleep(0.5)
+        raise DrillError(f"{name} did not rejoin within {timeout:.0f} s: {last}")
+
+    def rolling_restart(self, on_node_restarted=None) -> list[float]:
+        """Restart every node, highest ordinal first, the way the StatefulSet controller does.
+
+        Per node: the pod's preStop (await quorum+1, drain), a clean stop, start, wait until it
+        rejoined. Returns each node's seconds from stop to rejoined.
+        """
+        prestop = config.prestop_script(quorum_wait_seconds=120, drain_timeout_seconds=60)
+        durations = []
+        for node in reversed(self.nodes):
+            result = subprocess.run(
+                ["bash", "-c", prestop], env=self.environment(node.name), capture_output=True,
+                text=True, timeout=300, start_new_session=True,
+            )
+            if result.returncode != 0:
+                raise DrillError(f"preStop on {node.name} failed: {result.stderr}")
+            stopped_at = time.monotonic()
+            self.stop(node.name)
+            self.start(node.name)
+            self.await_rejoined(node.name)
+            durations.append(time.monotonic() - stopped_at)
+            if on_node_restarted is not None:
+                on_node_restarted(node.name)
+        return durations
+
+    # ---------------------------------------------------------------------------- clients
+
+    def amqp_url(self, name: str) -> str:
+        node = self.node(name)
+        vhost = urllib.parse.quote(DRILL_VHOST, safe="")
+        return f"amqp://{DRILL_APP_USER}:{self.app_password}@127.0.0.1:{node.amqp_port}/{vhost}"
+
+    def amqp_urls(self) -> list[str]:
+        """One URL per node, application user and vhost (Celery's failover list, as a list)."""
+        return [self.amqp_url(node.name) for node in self.nodes]
+
+    def broker_url(self) -> str:
+        """The `;`-separated failover list Celery takes, like the Kubernetes Secret's value."""
+        return ";".join(self.amqp_urls())
+
+    def node_for_port(self, port: int) -> str:
+        for node in self.nodes:
+            if port in (node.amqp_port, node.management_port, node.prometheus_port,
+                        node.dist_port):
+                return node.name
+        raise KeyError(f"no node of this cluster listens on port {port}")
+
+    def quorum_status(self, queue: str, via: str | None = None) -> list[dict]:
+        candidates = [via] if via else [n.name for n in self.nodes if self.is_running(n.name)]
+        last = ""
+        for name in candidates:
+            result = self.cli("rabbitmq-queues", name, "quorum_status", queue, "--vhost",
+                              DRILL_VHOST, "--formatter", "json", check=False)
+            if result.returncode == 0:
+                return json.loads(result.stdout)
+            last = result.stderr.strip()
+        raise DrillError(f"quorum_status {queue}: {last}")
+
+    def quorum_leader(self, queue: str, timeout: float = 30.0) -> str:
+        """The node currently leading ``queue`` (waits for an election if there is none)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for row in self.quorum_status(queue):
+                state = str(row.get("Raft State", "")).lower()
+                if state == "leader":
+                    return str(row["Node Name"])
+            if time.monotonic() > deadline:
+                raise DrillError(f"queue {queue} has no leader after {timeout:.0f} s")
+            time.sleep(0.3)
+
+    def queue_type(self, queue: str) -> str:
+        live = next(n.name for n in self.nodes if self.is_running(n.name))
+        result = self.cli("rabbitmqctl", live, "list_queues", "-p", DRILL_VHOST, "name", "type",
+                          "--formatter", "json")
+        for row in json.loads(result.stdout):
+            if row["name"] == queue:
+                return str(row["type"])
+        raise KeyError(f"no queue {queue!r} in vhost {DRILL_VHOST}")
+
+    def users(self) -> list[str]:
+        live = next(n.name for n in self.nodes if self.is_running(n.name))
+        result = self.cli("rabbitmqctl", live, "list_users", "--formatter", "json")
+        return sorted(row["user"] for row in json.loads(result.stdout))
+
+
+def node_short_name(name: str) -> str:
+    return re.sub(r"@.*", "", name)
