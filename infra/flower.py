@@ -1,0 +1,150 @@
+"""Flower, Celery's monitoring UI, reachable by `kubectl port-forward` only.
+
+Owns Flower's Deployment, a ClusterIP Service (a stable port-forward target) and a NetworkPolicy
+that admits no ingress at all: Flower can revoke tasks and shut workers down, so nothing in or
+outside the cluster may connect to it. `kubectl port-forward` still works, because it enters the
+pod through the kubelet and the container runtime, not through the pod network.
+
+Does not own an Ingress, a LoadBalancer or any login: access is whoever may port-forward in the
+namespace (Kubernetes RBAC). Does not persist Flower's state (it rebuilds it from events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import names
+from infra.celery import (
+    AppRuntimeArgs,
+    ContainerResources,
+    app_container,
+    app_pod_spec,
+    network_policy_args,
+    object_meta,
+    validate_object_name,
+)
+from infra.validation import check
+
+FLOWER_APP_NAME = "flower"
+FLOWER_PORT = 5555
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowerArgs:
+    """Inputs for Flower. Only ``runtime`` is required."""
+
+    runtime: AppRuntimeArgs
+    resources: ContainerResources = field(
+        default_factory=lambda: ContainerResources(
+            cpu_request="50m", memory_request="128Mi", memory_limit="512Mi"
+        )
+    )
+    max_tasks: int = 10000
+    """Tasks Flower keeps in memory; bounds its memory on a busy broker."""
+
+    def __post_init__(self) -> None:
+        check(
+            100 <= self.max_tasks <= 1_000_000,
+            "FlowerArgs.max_tasks",
+            self.max_tasks,
+            "100..1000000",
+        )
+
+
+def flower_labels(name: str) -> dict[str, str]:
+    return names.labels(FLOWER_APP_NAME, name, component="monitoring")
+
+
+def flower_selector(name: str) -> dict[str, str]:
+    return names.selector_labels(FLOWER_APP_NAME, name)
+
+
+def flower_command(args: FlowerArgs) -> list[str]:
+    return [
+        "celery",
+        "--app",
+        "app.celery_app",
+        "flower",
+        f"--port={FLOWER_PORT}",
+        f"--max_tasks={args.max_tasks}",
+    ]
+
+
+def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.DeploymentArgs:
+    """Pure: one Flower replica (it holds its view in memory; two would disagree)."""
+    labels = flower_labels(name)
+    probe = k8s.core.v1.HTTPGetActionArgs(path="/healthcheck", port="http")
+    container = app_container(
+        name="flower",
+        runtime=args.runtime,
+        command=flower_command(args),
+        resources=args.resources,
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=FLOWER_PORT)],
+        readiness_probe=k8s.core.v1.ProbeArgs(http_get=probe, period_seconds=10),
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            http_get=probe, period_seconds=30, timeout_seconds=5, failure_threshold=3
+        ),
+    )
+    return k8s.apps.v1.DeploymentArgs(
+        metadata=object_meta(name, args.runtime.namespace, labels),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=flower_selector(name)),
+            # Recreate: never two Flowers at once (see above).
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+            revision_history_limit=3,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                spec=app_pod_spec(containers=[container]),
+            ),
+        ),
+    )
+
+
+def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceArgs:
+    """Pure: ClusterIP only, never a LoadBalancer or NodePort."""
+    return k8s.core.v1.ServiceArgs(
+        metadata=object_meta(name, args.runtime.namespace, flower_labels(name)),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=flower_selector(name),
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="http", port=FLOWER_PORT, target_port="http", protocol="TCP"
+                )
+            ],
+        ),
+    )
+
+
+def flower_network_policy_args(name: str, args: FlowerArgs) -> k8s.networking.v1.NetworkPolicyArgs:
+    """No ingress rule at all; egress to the broker and DNS."""
+    return network_policy_args(
+        name, args.runtime.namespace, flower_labels(name), flower_selector(name)
+    )
+
+
+class Flower(pulumi.ComponentResource):
+    """Flower: Deployment + ClusterIP Service, closed to all network ingress."""
+
+    service_name: pulumi.Output[str]
+    """`kubectl port-forward svc/<name> 5555:5555`, then open http://localhost:5555."""
+
+    def __init__(
+        self, name: str, args: FlowerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hacelery:flower:Flower", name, None, opts)
+        validate_object_name(name, "Flower name")
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.apps.v1.Deployment(f"{name}-deployment", flower_deployment_args(name, args), opts=child)
+        service = k8s.core.v1.Service(
+            f"{name}-service", flower_service_args(name, args), opts=child
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy", flower_network_policy_args(name, args), opts=child
+        )
+        self.service_name = service.metadata.name
+        self.register_outputs({"service_name": self.service_name})

@@ -1,0 +1,402 @@
+"""The web app (Flask under gunicorn) behind the platform's domain.
+
+Owns the web Deployment (a `migrate` initContainer, then gunicorn; readiness on /readyz, which
+checks broker and database, liveness on /healthz, which only checks the process), its ClusterIP
+Service, a PodDisruptionBudget and a NetworkPolicy admitting port 8000 only. On GCP stacks it
+also owns the public entry: a GCE Ingress bound by name to the global static IP, a
+Google-managed certificate for the domain, an HTTP-to-HTTPS redirect (FrontendConfig) and a
+BackendConfig for the load balancer's health check and connection draining.
+
+Does not own the global IP or the DNS records (the DNS component does; this takes the address
+NAME), nor the Secrets it references. On `local` there is no Ingress: port-forward the Service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import names
+from infra.celery import (
+    AppRuntimeArgs,
+    ContainerResources,
+    app_container,
+    app_pod_spec,
+    network_policy_args,
+    object_meta,
+    pod_disruption_budget_args,
+    validate_object_name,
+)
+from infra.validation import check
+
+WEB_APP_NAME = "web"
+HTTP_PORT = 8000
+SERVICE_PORT = 80
+READINESS_PATH = "/readyz"
+LIVENESS_PATH = "/healthz"
+
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+STATIC_IP_ANNOTATION = "kubernetes.io/ingress.global-static-ip-name"
+MANAGED_CERTIFICATES_ANNOTATION = "networking.gke.io/managed-certificates"
+FRONTEND_CONFIG_ANNOTATION = "networking.gke.io/v1beta1.FrontendConfig"
+BACKEND_CONFIG_ANNOTATION = "cloud.google.com/backend-config"
+NEG_ANNOTATION = "cloud.google.com/neg"
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebIngressArgs:
+    """The public entry on GCP: domain and the NAME of the global static address."""
+
+    domain: str
+    """The users' host name; the managed certificate is issued for it."""
+    global_address_name: pulumi.Input[str]
+    """Name (not IP) of the `gcp.compute.GlobalAddress` the DNS A record points at."""
+    connection_draining_seconds: int = 30
+    """Load balancer keeps in-flight requests of a leaving pod this long."""
+
+    def __post_init__(self) -> None:
+        check(
+            isinstance(self.domain, str) and bool(_DOMAIN.match(self.domain)),
+            "WebIngressArgs.domain",
+            self.domain,
+            "a lowercase fully-qualified domain name, e.g. 'celery.example.com'",
+        )
+        if isinstance(self.global_address_name, str):
+            check(
+                bool(re.match(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$", self.global_address_name)),
+                "WebIngressArgs.global_address_name",
+                self.global_address_name,
+                "a GCP resource name (the address's name, not its IP)",
+            )
+        check(
+            0 <= self.connection_draining_seconds <= 300,
+            "WebIngressArgs.connection_draining_seconds",
+            self.connection_draining_seconds,
+            "seconds in 0..300",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebAppArgs:
+    """Inputs for WebApp. Only ``runtime`` is required; ``ingress`` only on GCP stacks."""
+
+    runtime: AppRuntimeArgs
+    replicas: int = 2
+    """Two or more keep the site up through a node drain or a rollout."""
+    resources: ContainerResources = field(
+        default_factory=lambda: ContainerResources(
+            cpu_request="100m", memory_request="192Mi", memory_limit="384Mi"
+        )
+    )
+    migrate_resources: ContainerResources = field(default_factory=ContainerResources)
+    ingress: WebIngressArgs | None = None
+    """None (local stack): no Ingress, reach the ClusterIP Service by port-forward."""
+    termination_grace_period_seconds: int = 45
+    """Covers the preStop pause plus gunicorn's graceful worker shutdown."""
+
+    def __post_init__(self) -> None:
+        check(
+            1 <= self.replicas <= 50,
+            "WebAppArgs.replicas",
+            self.replicas,
+            "1..50 (2 or more in production)",
+        )
+        check(
+            15 <= self.termination_grace_period_seconds <= 600,
+            "WebAppArgs.termination_grace_period_seconds",
+            self.termination_grace_period_seconds,
+            "seconds in 15..600",
+        )
+
+
+def web_labels(name: str) -> dict[str, str]:
+    return names.labels(WEB_APP_NAME, name, component="web")
+
+
+def web_selector(name: str) -> dict[str, str]:
+    return names.selector_labels(WEB_APP_NAME, name)
+
+
+def web_command() -> list[str]:
+    """Exec form: gunicorn is PID 1 and gets SIGTERM (graceful worker shutdown)."""
+    return ["gunicorn", "--config", "python:app.gunicorn_conf", "app.web:create_app()"]
+
+
+def migrate_command() -> list[str]:
+    return ["python", "-m", "app.migrate"]
+
+
+def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
+    http_probe = k8s.core.v1.HTTPGetActionArgs(path=LIVENESS_PATH, port="http")
+    return app_container(
+        name="web",
+        runtime=args.runtime,
+        command=web_command(),
+        resources=args.resources,
+        extra_env={"PORT": str(HTTP_PORT)},
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT)],
+        # /readyz checks broker and database: a pod that can't reach them leaves the load
+        # balancer, but isn't restarted (a restart would not fix the broker).
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=READINESS_PATH, port="http"),
+            period_seconds=10,
+            timeout_seconds=5,
+            failure_threshold=3,
+        ),
+        # /healthz checks only the process, so a broker outage never restarts the web tier.
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            http_get=http_probe, period_seconds=20, timeout_seconds=5, failure_threshold=3
+        ),
+        startup_probe=k8s.core.v1.ProbeArgs(
+            http_get=http_probe, period_seconds=5, timeout_seconds=5, failure_threshold=24
+        ),
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            # The load balancer drops a terminating pod a few seconds after Kubernetes does;
+            # answering meanwhile avoids 502s on every rollout. (Native sleep: no shell needed.)
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=10))
+        ),
+    )
+
+
+def migrate_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
+    # Runs before gunicorn in every web pod: the schema is current before a request is served.
+    # `app.migrate` is idempotent and takes the database's migration lock, so replicas starting
+    # together are safe.
+    return app_container(
+        name="migrate",
+        runtime=args.runtime,
+        command=migrate_command(),
+        resources=args.migrate_resources,
+    )
+
+
+def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentArgs:
+    """Pure: the web Deployment."""
+    labels = web_labels(name)
+    return k8s.apps.v1.DeploymentArgs(
+        metadata=object_meta(name, args.runtime.namespace, labels),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=args.replicas,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector(name)),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                # Full capacity during a rollout: a new pod is ready before an old one leaves.
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_surge=1, max_unavailable=0
+                ),
+            ),
+            revision_history_limit=5,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                spec=app_pod_spec(
+                    containers=[web_container(args)],
+                    init_containers=[migrate_container(args)],
+                    termination_grace_period_seconds=args.termination_grace_period_seconds,
+                    topology_spread_selector=web_selector(name),
+                ),
+            ),
+        ),
+    )
+
+
+def backend_config_name(name: str) -> str:
+    return f"{name}-backend"
+
+
+def frontend_config_name(name: str) -> str:
+    return f"{name}-frontend"
+
+
+def certificate_name(name: str) -> str:
+    return f"{name}-certificate"
+
+
+def service_args(name: str, args: WebAppArgs) -> k8s.core.v1.ServiceArgs:
+    """Pure: ClusterIP Service; on GCP annotated for container-native load balancing."""
+    annotations = None
+    if args.ingress is not None:
+        annotations = {
+            # NEGs: the load balancer sends straight to pod IPs and follows pod readiness.
+            NEG_ANNOTATION: json.dumps({"ingress": True}),
+            BACKEND_CONFIG_ANNOTATION: json.dumps({"default": backend_config_name(name)}),
+        }
+    return k8s.core.v1.ServiceArgs(
+        metadata=object_meta(
+            name, args.runtime.namespace, web_labels(name), annotations=annotations
+        ),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=web_selector(name),
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="http", port=SERVICE_PORT, target_port="http", protocol="TCP"
+                )
+            ],
+        ),
+    )
+
+
+def ingress_args(name: str, args: WebAppArgs) -> k8s.networking.v1.IngressArgs:
+    """Pure: the GCE Ingress on the global static IP, with the managed certificate."""
+    ingress = args.ingress
+    if ingress is None:
+        raise ValueError(f"{name}: ingress_args needs WebAppArgs.ingress")
+    annotations = {
+        # GKE reads the class from this annotation and ignores spec.ingressClassName.
+        INGRESS_CLASS_ANNOTATION: "gce",
+        STATIC_IP_ANNOTATION: ingress.global_address_name,
+        MANAGED_CERTIFICATES_ANNOTATION: certificate_name(name),
+        FRONTEND_CONFIG_ANNOTATION: frontend_config_name(name),
+    }
+    return k8s.networking.v1.IngressArgs(
+        metadata=object_meta(
+            name, args.runtime.namespace, web_labels(name), annotations=annotations
+        ),
+        spec=k8s.networking.v1.IngressSpecArgs(
+            rules=[
+                k8s.networking.v1.IngressRuleArgs(
+                    host=ingress.domain,
+                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                        paths=[
+                            k8s.networking.v1.HTTPIngressPathArgs(
+                                path="/",
+                                path_type="Prefix",
+                                backend=k8s.networking.v1.IngressBackendArgs(
+                                    service=k8s.networking.v1.IngressServiceBackendArgs(
+                                        name=name,
+                                        port=k8s.networking.v1.ServiceBackendPortArgs(
+                                            number=SERVICE_PORT
+                                        ),
+                                    )
+                                ),
+                            )
+                        ]
+                    ),
+                )
+            ],
+        ),
+    )
+
+
+def managed_certificate_spec(ingress: WebIngressArgs) -> dict:
+    return {"domains": [ingress.domain]}
+
+
+def frontend_config_spec() -> dict:
+    # Plain HTTP only answers with a permanent redirect to HTTPS.
+    return {"redirectToHttps": {"enabled": True, "responseCodeName": "MOVED_PERMANENTLY_DEFAULT"}}
+
+
+def backend_config_spec(ingress: WebIngressArgs) -> dict:
+    return {
+        # Explicit, so the load balancer checks the same /readyz as Kubernetes instead of
+        # inferring a path (it falls back to "/" when inference fails).
+        "healthCheck": {
+            "type": "HTTP",
+            "requestPath": READINESS_PATH,
+            "port": HTTP_PORT,
+            "checkIntervalSec": 10,
+            "timeoutSec": 5,
+            "healthyThreshold": 1,
+            "unhealthyThreshold": 3,
+        },
+        "connectionDraining": {"drainingTimeoutSec": ingress.connection_draining_seconds},
+    }
+
+
+def web_network_policy_args(name: str, args: WebAppArgs) -> k8s.networking.v1.NetworkPolicyArgs:
+    """Port 8000 from anywhere (the load balancer and its health checks come from Google's
+    ranges); everything else in is refused."""
+    return network_policy_args(
+        name,
+        args.runtime.namespace,
+        web_labels(name),
+        web_selector(name),
+        ingress=[
+            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=HTTP_PORT)]
+            )
+        ],
+    )
+
+
+class WebApp(pulumi.ComponentResource):
+    """The web tier: Deployment (+ migrate), Service, PDB, NetworkPolicy, and Ingress on GCP."""
+
+    service_name: pulumi.Output[str]
+    """ClusterIP Service; `kubectl port-forward svc/<name> 8000:80` on the local stack."""
+    url: pulumi.Output[str]
+    """https://<domain>/ on GCP stacks; the in-cluster URL otherwise."""
+
+    def __init__(
+        self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hacelery:web:WebApp", name, None, opts)
+        validate_object_name(name, "WebApp name", max_length=48)
+        child = pulumi.ResourceOptions(parent=self)
+        namespace = args.runtime.namespace
+        labels = web_labels(name)
+
+        k8s.apps.v1.Deployment(f"{name}-deployment", web_deployment_args(name, args), opts=child)
+        service = k8s.core.v1.Service(f"{name}-service", service_args(name, args), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            pod_disruption_budget_args(name, namespace, labels, web_selector(name)),
+            opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy", web_network_policy_args(name, args), opts=child
+        )
+
+        if args.ingress is not None:
+            configs = [
+                k8s.apiextensions.CustomResource(
+                    f"{name}-backend-config",
+                    api_version="cloud.google.com/v1",
+                    kind="BackendConfig",
+                    metadata=object_meta(backend_config_name(name), namespace, labels),
+                    spec=backend_config_spec(args.ingress),
+                    opts=child,
+                ),
+                k8s.apiextensions.CustomResource(
+                    f"{name}-frontend-config",
+                    api_version="networking.gke.io/v1beta1",
+                    kind="FrontendConfig",
+                    metadata=object_meta(frontend_config_name(name), namespace, labels),
+                    spec=frontend_config_spec(),
+                    opts=child,
+                ),
+                k8s.apiextensions.CustomResource(
+                    f"{name}-certificate",
+                    api_version="networking.gke.io/v1",
+                    kind="ManagedCertificate",
+                    metadata=object_meta(certificate_name(name), namespace, labels),
+                    spec=managed_certificate_spec(args.ingress),
+                    opts=child,
+                ),
+            ]
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                ingress_args(name, args),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[service, *configs],
+                    # `pulumi up` waits for the load balancer's address (several minutes), not
+                    # for the certificate, which turns Active up to an hour after DNS resolves.
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m"),
+                ),
+            )
+            self.url = pulumi.Output.from_input(f"https://{args.ingress.domain}/")
+        else:
+            self.url = pulumi.Output.concat(
+                "http://", service.metadata.name, ".", namespace, ".svc:", str(SERVICE_PORT), "/"
+            )
+
+        self.service_name = service.metadata.name
+        self.register_outputs({"service_name": self.service_name, "url": self.url})
