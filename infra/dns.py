@@ -86,11 +86,11 @@ class DnsArgs:
                   "an SPF policy starting with 'v=spf1', e.g. 'v=spf1 include:_spf.google.com ~all'")
             check(len(self.spf) <= 255, "DnsArgs.spf", self.spf, "at most 255 characters")
         seen = set()
-        for record in self.records:
-            check(in_zone(record.name, self.domain), "DnsArgs.records.name", record.name,
+        for index, record in enumerate(self.records):
+            check(in_zone(record.name, self.domain), f"DnsArgs.records[{index}].name", record.name,
                   f"a name inside the zone {self.domain!r} (the apex or '<label>.{self.domain}')")
             key = (record.name, record.type)
-            check(key not in seen, "DnsArgs.records", f"{record.name} {record.type}",
+            check(key not in seen, f"DnsArgs.records[{index}]", f"{record.name} {record.type}",
                   "each name and type once")
             seen.add(key)
         managed = {(self.domain, "A"), (self.domain, "CAA")}
@@ -116,8 +116,8 @@ def txt_value(text: str) -> str:
     return " ".join(f'"{escaped[i:i + 255]}"' for i in range(0, len(escaped), 255))
 
 
-def planned_records(args: DnsArgs, address: pulumi.Input[str]) -> list[DnsRecord | tuple]:
-    """Every record set as (suffix, name, type, rrdatas, ttl). Pure apart from ``address``."""
+def planned_records(args: DnsArgs, address: pulumi.Input[str]) -> list[tuple]:
+    """Every record set as (suffix, name, type, rrdatas, ttl). Pure: tests call it directly."""
     records: list[tuple] = [("apex-a", args.domain, "A", [address], args.ttl)]
     if args.wildcard:
         records.append(("wildcard-a", f"*.{args.domain}", "A", [address], args.ttl))

@@ -183,10 +183,24 @@ class _Problems:
             return None
 
 
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
 def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
     """Validate raw settings (keys without the `ha-celery:` prefix; `gcp_project`, `gcp_region`
     for the provider's keys) and build the stack's Args. Pure: tests call it directly."""
+    values = {_snake(key): value for key, value in values.items()}
     problems = _Problems()
+    # Checked on the raw values first, so they are reported even when the shape is wrong.
+    version = values.get("kubernetes_version", _Stack.model_fields["kubernetes_version"].default)
+    if version not in SUPPORTED_KUBERNETES_VERSIONS:
+        problems.add(f"{PROJECT}:kubernetesVersion", version,
+                     f"one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+    namespace = values.get("namespace", _Stack.model_fields["namespace"].default)
+    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+        problems.add(f"{PROJECT}:namespace", namespace,
+                     "a DNS label: lower-case letters, digits and '-'")
     try:
         raw = _Stack.model_validate(dict(values))
     except ValidationError as error:
@@ -202,14 +216,9 @@ def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
                                                                           "").rstrip("."))
         raise ConfigError(stack, problems.items) from None
 
-    if raw.kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
-        problems.add(f"{PROJECT}:kubernetesVersion", raw.kubernetes_version,
-                     f"one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
-    if not _DNS_LABEL.match(raw.namespace):
-        problems.add(f"{PROJECT}:namespace", raw.namespace,
-                     "a DNS label: lower-case letters, digits and '-'")
-
     gke = dns = None
+    if problems.items:
+        raise ConfigError(stack, problems.items)
     if raw.platform == "gcp":
         gke, dns = _gcp_parts(raw, problems)
     else:
@@ -339,7 +348,7 @@ def load(stack: str | None = None) -> StackConfig:
     for key in _STRING_KEYS:
         value = own.get(key)
         if value is not None:
-            values[re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()] = value
+            values[_snake(key)] = value
     for key in _OBJECT_KEYS:
         try:
             value = own.get_object(key)

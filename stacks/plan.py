@@ -29,7 +29,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,6 +326,15 @@ def evaluate(stack: str, project_dir: Path = ROOT,
                 resources=list(monitor.registrations), outputs=outputs)
 
 
+def run_program(program: Callable[[], Any], *, stack: str = "test",
+                config: dict[str, str] | None = None) -> Plan:
+    """Run any program (typically one component) under fresh recording mocks and wait until
+    every resource is registered. Component tests use it to assert on what was created."""
+    monitor = _install_mocks(stack, config or {}, [])
+    _sync_await(run_pulumi_func(program))
+    return Plan(stack=stack, kubernetes_version="1.33", resources=list(monitor.registrations))
+
+
 def _install_mocks(stack: str, config: dict[str, str], secret_keys: list[str]) -> RecordingMonitor:
     mocks = PlanMocks(project_id=config.get("gcp:project", "plan-project"))
     monitor = RecordingMonitor(mocks)
@@ -451,11 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: build/plan/STACK)")
     parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    parser.add_argument("--project-dir", type=Path, default=ROOT,
+                        help="directory holding Pulumi.yaml and the stack files (default: repo)")
     args = parser.parse_args(argv)
     out = args.out or ROOT / "build" / "plan" / args.stack
 
     try:
-        plan = evaluate(args.stack)
+        plan = evaluate(args.stack, project_dir=args.project_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,108 @@
+"""The offline engine's command line: files written, exit codes, secrets never written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from stacks import plan as plan_engine
+from stacks import platform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prod_plan_writes_resources_json_and_manifests(tmp_path):
+    assert plan_engine.main(["--stack", "prod", "--out", str(tmp_path), "--quiet"]) == 0
+    resources = json.loads((tmp_path / "resources.json").read_text())
+    assert resources and all(
+        set(r) == {"urn", "type", "name", "parent", "provider", "inputs"} for r in resources)
+    types = {r["type"] for r in resources}
+    assert "gcp:container/cluster:Cluster" in types
+    manifests = list((tmp_path / "manifests").glob("*.yaml"))
+    assert manifests
+    for path in manifests:
+        document = yaml.safe_load(path.read_text())
+        assert document["apiVersion"] and document["kind"] and document["metadata"]["name"]
+
+
+def test_plan_prints_the_tree_indented_by_parent(capsys, tmp_path):
+    assert plan_engine.main(["--stack", "dev", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cluster = next(line for line in lines if "gcp:container/cluster:Cluster" in line)
+    component = next(line for line in lines if "hacelery:gke:GkeCluster" in line)
+    indent = lambda line: len(line) - len(line.lstrip())  # noqa: E731
+    assert indent(cluster) == indent(component) + 4
+
+
+def test_secrets_never_reach_the_written_files(tmp_path):
+    assert plan_engine.main(["--stack", "prod", "--out", str(tmp_path), "--quiet"]) == 0
+    written = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert plan_engine.SECRET_PLACEHOLDER_PREFIX not in written
+    # The kubeconfig (carries the cluster CA) reaches the provider only as a secret.
+    providers = [r for r in json.loads((tmp_path / "resources.json").read_text())
+                 if r["type"] == "pulumi:providers:kubernetes"]
+    assert [p["inputs"]["kubeconfig"] for p in providers] == ["[secret]"]
+    assert "UExBTi1DQQ==" not in written
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project)
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["gcp:region"] = "europe-west"
+    (project / "Pulumi.bad.yaml").write_text(yaml.safe_dump(stack))
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks.plan", "--stack", "bad", "--project-dir", str(project),
+         "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "gcp:region: got 'europe-west'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_stack_exits_2_listing_known_stacks(capsys):
+    assert plan_engine.main(["--stack", "nope", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "Pulumi.nope.yaml" in error and "dev" in error and "prod" in error
+
+
+def test_invalid_manifest_exits_3_with_the_problem(monkeypatch, tmp_path, capsys):
+    real_build = platform.build
+
+    def build_with_a_bad_pod(config):
+        outputs = real_build(config)
+        k8s.apps.v1.Deployment(
+            "careless",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="careless", namespace=config.namespace),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app": "careless"}),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={"app": "careless"}),
+                    spec=k8s.core.v1.PodSpecArgs(containers=[
+                        k8s.core.v1.ContainerArgs(name="main", image="busybox:1.36")]))),
+            opts=pulumi.ResourceOptions(provider=None))
+        return outputs
+
+    monkeypatch.setattr(platform, "build", build_with_a_bad_pod)
+    assert plan_engine.main(["--stack", "local", "--out", str(tmp_path), "--quiet"]) == 3
+    error = capsys.readouterr().err
+    assert "Deployment/ha-celery/careless" in error
+    assert "allowPrivilegeEscalation must be false" in error
+    assert "set resources requests.cpu" in error
+
+
+def test_schema_errors_are_reported_per_manifest():
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+           "spec": {"ports": [{"port": "eighty"}], "typo": True}}
+    problems = plan_engine.validate_manifests([bad], "1.33")
+    assert problems and all(p.manifest == "Service/x" for p in problems)
+    assert any("schema" in p.message for p in problems)
