@@ -359,9 +359,9 @@ def network_policy_args(
     pod_selector: Mapping[str, str],
     *,
     ingress: Sequence[k8s.networking.v1.NetworkPolicyIngressRuleArgs] = (),
-) -> k8s.networking.v1.NetworkPolicyArgs:
+) -> k8s.networking.v1.NetworkPolicyInitArgs:
     """Both directions listed in policyTypes: no ingress rule means no ingress at all."""
-    return k8s.networking.v1.NetworkPolicyArgs(
+    return k8s.networking.v1.NetworkPolicyInitArgs(
         metadata=object_meta(name, namespace, labels),
         spec=k8s.networking.v1.NetworkPolicySpecArgs(
             pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_selector)),
@@ -379,8 +379,8 @@ def pod_disruption_budget_args(
     selector: Mapping[str, str],
     *,
     max_unavailable: int = 1,
-) -> k8s.policy.v1.PodDisruptionBudgetArgs:
-    return k8s.policy.v1.PodDisruptionBudgetArgs(
+) -> k8s.policy.v1.PodDisruptionBudgetInitArgs:
+    return k8s.policy.v1.PodDisruptionBudgetInitArgs(
         metadata=object_meta(name, namespace, labels),
         spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
             # maxUnavailable (not minAvailable) so a pool scaled to zero never blocks node drains.
@@ -632,10 +632,10 @@ def worker_container(args: WorkerPoolArgs) -> k8s.core.v1.ContainerArgs:
     )
 
 
-def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.DeploymentArgs:
+def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.DeploymentInitArgs:
     """Pure: the pool's Deployment. ``replicas`` is left to the autoscaler."""
     labels = worker_labels(name)
-    return k8s.apps.v1.DeploymentArgs(
+    return k8s.apps.v1.DeploymentInitArgs(
         metadata=object_meta(name, args.runtime.namespace, labels),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             # No replicas field: the autoscaler owns it, and a `pulumi up` must not reset a pool
@@ -742,7 +742,7 @@ def scaled_object_spec(name: str, args: WorkerPoolArgs, trigger_authentication: 
 
 def cpu_autoscaler_args(
     name: str, args: WorkerPoolArgs
-) -> k8s.autoscaling.v2.HorizontalPodAutoscalerArgs:
+) -> k8s.autoscaling.v2.HorizontalPodAutoscalerInitArgs:
     """Pure: the fallback HPA on CPU (autoscaling/v2) when KEDA is not installed."""
     autoscaling = args.autoscaling
     if not isinstance(autoscaling, CpuAutoscalingArgs):
@@ -761,7 +761,7 @@ def cpu_autoscaler_args(
             ],
         )
 
-    return k8s.autoscaling.v2.HorizontalPodAutoscalerArgs(
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerInitArgs(
         metadata=object_meta(name, args.runtime.namespace, worker_labels(name)),
         spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
             scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
@@ -790,7 +790,7 @@ def cpu_autoscaler_args(
 
 def worker_network_policy_args(
     name: str, args: WorkerPoolArgs
-) -> k8s.networking.v1.NetworkPolicyArgs:
+) -> k8s.networking.v1.NetworkPolicyInitArgs:
     """Workers only call out (broker, database, DNS); nothing may connect to them."""
     return network_policy_args(
         name, args.runtime.namespace, worker_labels(name), worker_selector(name)

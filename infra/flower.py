@@ -73,7 +73,7 @@ def flower_command(args: FlowerArgs) -> list[str]:
     ]
 
 
-def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.DeploymentArgs:
+def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.DeploymentInitArgs:
     """Pure: one Flower replica (it holds its view in memory; two would disagree)."""
     labels = flower_labels(name)
     probe = k8s.core.v1.HTTPGetActionArgs(path="/healthcheck", port="http")
@@ -88,7 +88,7 @@ def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.Deploymen
             http_get=probe, period_seconds=30, timeout_seconds=5, failure_threshold=3
         ),
     )
-    return k8s.apps.v1.DeploymentArgs(
+    return k8s.apps.v1.DeploymentInitArgs(
         metadata=object_meta(name, args.runtime.namespace, labels),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=1,
@@ -104,9 +104,9 @@ def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.Deploymen
     )
 
 
-def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceArgs:
+def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceInitArgs:
     """Pure: ClusterIP only, never a LoadBalancer or NodePort."""
-    return k8s.core.v1.ServiceArgs(
+    return k8s.core.v1.ServiceInitArgs(
         metadata=object_meta(name, args.runtime.namespace, flower_labels(name)),
         spec=k8s.core.v1.ServiceSpecArgs(
             type="ClusterIP",
@@ -120,7 +120,9 @@ def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceArgs:
     )
 
 
-def flower_network_policy_args(name: str, args: FlowerArgs) -> k8s.networking.v1.NetworkPolicyArgs:
+def flower_network_policy_args(
+    name: str, args: FlowerArgs
+) -> k8s.networking.v1.NetworkPolicyInitArgs:
     """No ingress rule at all; egress to the broker and DNS."""
     return network_policy_args(
         name, args.runtime.namespace, flower_labels(name), flower_selector(name)

@@ -121,8 +121,8 @@ def chart_values(args: KedaArgs) -> dict:
     }
 
 
-def namespace_args(args: KedaArgs) -> k8s.core.v1.NamespaceArgs:
-    return k8s.core.v1.NamespaceArgs(
+def namespace_args(args: KedaArgs) -> k8s.core.v1.NamespaceInitArgs:
+    return k8s.core.v1.NamespaceInitArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=args.namespace,
             labels={

@@ -91,12 +91,12 @@ def scheduler_command(args: SchedulerJobArgs) -> list[str]:
     return ["python", "-m", "app.scheduler", *args.arguments]
 
 
-def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobArgs | None:
+def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobInitArgs | None:
     """Pure: the Job for ``args.run_id``, or None when no run is requested."""
     if args.run_id is None:
         return None
     labels = scheduler_labels(name)
-    return k8s.batch.v1.JobArgs(
+    return k8s.batch.v1.JobInitArgs(
         metadata=object_meta(job_name(name, args.run_id), args.runtime.namespace, labels),
         spec=k8s.batch.v1.JobSpecArgs(
             backoff_limit=args.backoff_limit,
@@ -123,7 +123,7 @@ def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobArgs | None:
 
 def scheduler_network_policy_args(
     name: str, args: SchedulerJobArgs
-) -> k8s.networking.v1.NetworkPolicyArgs:
+) -> k8s.networking.v1.NetworkPolicyInitArgs:
     """The scheduler only publishes to the broker: egress only, no ingress."""
     return network_policy_args(
         name,

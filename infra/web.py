@@ -176,10 +176,10 @@ def migrate_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
     )
 
 
-def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentArgs:
+def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentInitArgs:
     """Pure: the web Deployment."""
     labels = web_labels(name)
-    return k8s.apps.v1.DeploymentArgs(
+    return k8s.apps.v1.DeploymentInitArgs(
         metadata=object_meta(name, args.runtime.namespace, labels),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=args.replicas,
@@ -217,7 +217,7 @@ def certificate_name(name: str) -> str:
     return f"{name}-certificate"
 
 
-def service_args(name: str, args: WebAppArgs) -> k8s.core.v1.ServiceArgs:
+def service_args(name: str, args: WebAppArgs) -> k8s.core.v1.ServiceInitArgs:
     """Pure: ClusterIP Service; on GCP annotated for container-native load balancing."""
     annotations = None
     if args.ingress is not None:
@@ -226,7 +226,7 @@ def service_args(name: str, args: WebAppArgs) -> k8s.core.v1.ServiceArgs:
             NEG_ANNOTATION: json.dumps({"ingress": True}),
             BACKEND_CONFIG_ANNOTATION: json.dumps({"default": backend_config_name(name)}),
         }
-    return k8s.core.v1.ServiceArgs(
+    return k8s.core.v1.ServiceInitArgs(
         metadata=object_meta(
             name, args.runtime.namespace, web_labels(name), annotations=annotations
         ),
@@ -242,7 +242,7 @@ def service_args(name: str, args: WebAppArgs) -> k8s.core.v1.ServiceArgs:
     )
 
 
-def ingress_args(name: str, args: WebAppArgs) -> k8s.networking.v1.IngressArgs:
+def ingress_args(name: str, args: WebAppArgs) -> k8s.networking.v1.IngressInitArgs:
     """Pure: the GCE Ingress on the global static IP, with the managed certificate."""
     ingress = args.ingress
     if ingress is None:
@@ -254,7 +254,7 @@ def ingress_args(name: str, args: WebAppArgs) -> k8s.networking.v1.IngressArgs:
         MANAGED_CERTIFICATES_ANNOTATION: certificate_name(name),
         FRONTEND_CONFIG_ANNOTATION: frontend_config_name(name),
     }
-    return k8s.networking.v1.IngressArgs(
+    return k8s.networking.v1.IngressInitArgs(
         metadata=object_meta(
             name, args.runtime.namespace, web_labels(name), annotations=annotations
         ),
@@ -310,7 +310,7 @@ def backend_config_spec(ingress: WebIngressArgs) -> dict:
     }
 
 
-def web_network_policy_args(name: str, args: WebAppArgs) -> k8s.networking.v1.NetworkPolicyArgs:
+def web_network_policy_args(name: str, args: WebAppArgs) -> k8s.networking.v1.NetworkPolicyInitArgs:
     """Port 8000 from anywhere (the load balancer and its health checks come from Google's
     ranges); everything else in is refused."""
     return network_policy_args(
