@@ -106,3 +106,20 @@ def test_schema_errors_are_reported_per_manifest():
     problems = plan_engine.validate_manifests([bad], "1.33")
     assert problems and all(p.manifest == "Service/x" for p in problems)
     assert any("schema" in p.message for p in problems)
+
+
+def test_custom_resources_are_checked_against_the_bundled_schemas():
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+              "metadata": {"name": "w", "namespace": "ha-celery"},
+              "spec": {"scaleTargetRef": {"name": "w"}, "minReplicaCount": 1,
+                       "triggers": [{"type": "rabbitmq", "metadata": {"value": 20}}]}}
+    [problem] = plan_engine.validate_manifests([scaled], "1.33")
+    assert "triggers/0/metadata/value" in problem.message  # KEDA wants strings
+    scaled["spec"]["triggers"][0]["metadata"]["value"] = "20"
+    assert plan_engine.validate_manifests([scaled], "1.33") == []
+
+
+def test_custom_resource_without_a_schema_is_an_error():
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    [problem] = plan_engine.validate_manifests([unknown], "1.33")
+    assert "no bundled schema stacks/schemas/example.com/v1/widget.yaml" in problem.message
