@@ -1,0 +1,474 @@
+"""PostgreSQL for the platform's results: one StatefulSet, its volume, credentials and policy.
+
+Owns the database server: a single-replica StatefulSet of the official image with a PVC, the
+generated `postgresql.conf` / `pg_hba.conf` / init script (from `infra/postgres_config.py`),
+three generated passwords (superuser, application, replication-only backup role) kept in a
+Secret, the Secret that holds the application's connection URL, a ClusterIP Service and a
+NetworkPolicy that admits only the platform's own pods.
+
+Deliberately does not do backups (`infra/backup.py` streams WAL and takes base backups through
+the backup role and slot created here), high availability by replicas (one primary; recovery is
+a restore, proven by the backup drill), or TLS inside the cluster network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import names, pod_security
+from infra.postgres_config import PostgresSettings, database_url, init_script, pg_hba_conf
+from infra.postgres_config import postgresql_conf as render_postgresql_conf
+from infra.validation import check
+
+POSTGRES_UID = 999
+"""The official image's `postgres` user."""
+APP_NAME = "postgres"
+PORT = 5432
+DATABASE_URL_KEY = "database-url"
+"""Key of the database URL in the Secret named by ``PostgresDatabase.database_url_secret_name``:
+workloads use ``env.valueFrom.secretKeyRef`` with this key, never the value itself."""
+
+DATA_MOUNT = "/var/lib/postgresql/data"
+PGDATA = f"{DATA_MOUNT}/pgdata"  # a sub-directory: the volume's root holds lost+found
+CONFIG_DIR = "/etc/postgresql"
+INIT_DIR = "/docker-entrypoint-initdb.d"
+SECRETS_DIR = "/run/secrets/postgres"
+SUPERUSER_PASSWORD_KEY = "superuser-password"  # noqa: S105 (a Secret key name)
+APP_PASSWORD_KEY = "app-password"  # noqa: S105
+BACKUP_PASSWORD_KEY = "backup-password"  # noqa: S105
+
+_IMAGE = re.compile(
+    r"^(?:[^/]+/)*postgres:(?P<tag>(?P<major>\d+)\.\d+[\w.-]*)(?:@sha256:[a-f0-9]{64})?$"
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresArgs:
+    """Inputs for PostgresDatabase. Only ``namespace`` is required."""
+
+    namespace: pulumi.Input[str]
+    image: str = "postgres:17.6-bookworm"
+    """Official image pinned to a minor release (the tag's major version picks pghoard's
+    client binaries); a digest may follow. Minor upgrades are a tag change; majors need
+    pg_upgrade or a dump/restore."""
+    storage_class: str | None = None
+    """StorageClass of the data volume; None uses the cluster's default."""
+    storage_size_gib: int = 20
+    memory_mib: int = 2048
+    """Request = limit (Guaranteed memory: the database is the last pod the kernel OOM-kills);
+    every memory setting and max_connections derive from it."""
+    cpu_millicores: int = 500
+    """CPU request. No CPU limit: CFS throttling turns a short burst into long query stalls."""
+    database: str = "hacelery"
+    app_user: str = "hacelery"
+    archive_timeout_seconds: int = 60
+    """Recovery point bound: a WAL segment is closed and streamed at least this often."""
+    wal_keep_size_mib: int = 1024
+
+    def __post_init__(self) -> None:
+        check(
+            bool(_IMAGE.match(self.image)),
+            "PostgresArgs.image",
+            self.image,
+            "the official image pinned to a minor release, e.g. 'postgres:17.6-bookworm'",
+        )
+        check(
+            self.storage_class is None or bool(_DNS_LABEL.match(self.storage_class)),
+            "PostgresArgs.storage_class",
+            self.storage_class,
+            "None or a StorageClass name",
+        )
+        check(
+            1 <= self.storage_size_gib <= 64 * 1024,
+            "PostgresArgs.storage_size_gib",
+            self.storage_size_gib,
+            "1-65536 GiB",
+        )
+        check(
+            256 <= self.memory_mib <= 256 * 1024,
+            "PostgresArgs.memory_mib",
+            self.memory_mib,
+            "256-262144 MiB",
+        )
+        check(
+            100 <= self.cpu_millicores <= 64000,
+            "PostgresArgs.cpu_millicores",
+            self.cpu_millicores,
+            "100-64000",
+        )
+        # The remaining fields are validated (with their own names) by PostgresSettings.
+        self.settings()
+
+    def settings(self) -> PostgresSettings:
+        return PostgresSettings(
+            memory_limit_mib=self.memory_mib,
+            storage_size_gib=self.storage_size_gib,
+            port=PORT,
+            database=self.database,
+            app_user=self.app_user,
+            archive_timeout_seconds=self.archive_timeout_seconds,
+            wal_keep_size_mib=self.wal_keep_size_mib,
+        )
+
+    @property
+    def major_version(self) -> int:
+        """PostgreSQL major version, from the image tag (pghoard needs matching binaries)."""
+        match = _IMAGE.match(self.image)
+        assert match is not None  # checked in __post_init__
+        return int(match["major"])
+
+    @property
+    def image_tag(self) -> str:
+        match = _IMAGE.match(self.image)
+        assert match is not None
+        return match["tag"]
+
+
+def labels(name: str, args: PostgresArgs) -> dict[str, str]:
+    return names.labels(APP_NAME, name, component="database", version=args.image_tag)
+
+
+def selector(name: str) -> dict[str, str]:
+    return names.selector_labels(APP_NAME, name)
+
+
+def config_files(args: PostgresArgs) -> dict[str, str]:
+    """Pure: the ConfigMap's data (no secrets in it)."""
+    settings = args.settings()
+    return {
+        "postgresql.conf": render_postgresql_conf(settings),
+        "pg_hba.conf": pg_hba_conf(settings),
+        "10-roles.sh": init_script(settings, secrets_dir=SECRETS_DIR),
+    }
+
+
+def config_checksum(files: dict[str, str]) -> str:
+    """Changes whenever a config file does, so the pod restarts onto the new file."""
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        digest.update(key.encode() + b"\0" + files[key].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def postgres_container(args: PostgresArgs) -> k8s.core.v1.ContainerArgs:
+    """Pure: the server container."""
+    memory = f"{args.memory_mib}Mi"
+    is_ready = ["pg_isready", "--host", "127.0.0.1", "--port", str(PORT), "--username", "postgres"]
+    return k8s.core.v1.ContainerArgs(
+        name="postgres",
+        image=args.image,
+        args=[
+            "-c",
+            f"config_file={CONFIG_DIR}/postgresql.conf",
+            "-c",
+            f"hba_file={CONFIG_DIR}/pg_hba.conf",
+        ],
+        ports=[k8s.core.v1.ContainerPortArgs(name="postgres", container_port=PORT)],
+        env=[
+            k8s.core.v1.EnvVarArgs(name="PGDATA", value=PGDATA),
+            k8s.core.v1.EnvVarArgs(name="POSTGRES_USER", value="postgres"),
+            # The image reads the password from the file: it never sits in the pod spec.
+            k8s.core.v1.EnvVarArgs(
+                name="POSTGRES_PASSWORD_FILE", value=f"{SECRETS_DIR}/{SUPERUSER_PASSWORD_KEY}"
+            ),
+            # Checksums catch silent storage corruption before it reaches a backup.
+            k8s.core.v1.EnvVarArgs(
+                name="POSTGRES_INITDB_ARGS",
+                value="--data-checksums --auth-local=peer --auth-host=scram-sha-256",
+            ),
+        ],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": f"{args.cpu_millicores}m", "memory": memory},
+            limits={"memory": memory},
+        ),
+        # Crash recovery after an unclean stop can take minutes: the startup probe allows 15,
+        # and liveness (which would restart it mid-recovery) only starts after that.
+        startup_probe=k8s.core.v1.ProbeArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=is_ready),
+            period_seconds=10,
+            failure_threshold=90,
+            timeout_seconds=5,
+        ),
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=is_ready),
+            period_seconds=10,
+            failure_threshold=3,
+            timeout_seconds=5,
+        ),
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=is_ready),
+            period_seconds=30,
+            failure_threshold=4,
+            timeout_seconds=10,
+        ),
+        # SIGTERM is PostgreSQL's *smart* shutdown, which waits for every client to leave: the
+        # grace period would run out and the kubelet would SIGKILL it (crash recovery on the
+        # next start). A fast shutdown rolls back open transactions and stops cleanly.
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                exec_=k8s.core.v1.ExecActionArgs(
+                    command=[
+                        "pg_ctl",
+                        "stop",
+                        "--mode=fast",
+                        "--wait",
+                        "--timeout=50",
+                        f"--pgdata={PGDATA}",
+                    ]
+                )
+            )
+        ),
+        security_context=pod_security.container_security_context(POSTGRES_UID),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_MOUNT),
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="init", mount_path=INIT_DIR, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="credentials", mount_path=SECRETS_DIR, read_only=True),
+            # Read-only root filesystem: the socket directory and /tmp are the only writes
+            # outside the data volume.
+            k8s.core.v1.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
+        ],
+    )
+
+
+def pod_spec(
+    args: PostgresArgs, *, config_map_name: str, credentials_secret_name: str
+) -> k8s.core.v1.PodSpecArgs:
+    """Pure: the pod around the server container."""
+    return k8s.core.v1.PodSpecArgs(
+        security_context=pod_security.pod_security_context(POSTGRES_UID),
+        # Room for the preStop's 50 s fast shutdown.
+        termination_grace_period_seconds=60,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        containers=[postgres_container(args)],
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="config",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                    name=config_map_name,
+                    items=[
+                        k8s.core.v1.KeyToPathArgs(key=key, path=key)
+                        for key in ("postgresql.conf", "pg_hba.conf")
+                    ],
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="init",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                    name=config_map_name,
+                    default_mode=0o555,
+                    items=[k8s.core.v1.KeyToPathArgs(key="10-roles.sh", path="10-roles.sh")],
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="credentials",
+                secret=k8s.core.v1.SecretVolumeSourceArgs(
+                    secret_name=credentials_secret_name, default_mode=0o400
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="run",
+                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="16Mi"),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Gi")
+            ),
+        ],
+    )
+
+
+def statefulset_spec(
+    name: str,
+    args: PostgresArgs,
+    *,
+    service_name: str,
+    config_map_name: str,
+    credentials_secret_name: str,
+) -> k8s.apps.v1.StatefulSetSpecArgs:
+    """Pure: one primary with its own volume."""
+    return k8s.apps.v1.StatefulSetSpecArgs(
+        replicas=1,
+        service_name=service_name,
+        selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
+        # Deleting or scaling the StatefulSet never deletes the data volume.
+        persistent_volume_claim_retention_policy=(
+            k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+                when_deleted="Retain", when_scaled="Retain"
+            )
+        ),
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels=labels(name, args),
+                annotations={"hacelery/config-checksum": config_checksum(config_files(args))},
+            ),
+            spec=pod_spec(
+                args,
+                config_map_name=config_map_name,
+                credentials_secret_name=credentials_secret_name,
+            ),
+        ),
+        volume_claim_templates=[
+            k8s.core.v1.PersistentVolumeClaimArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=args.storage_class,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": f"{args.storage_size_gib}Gi"}
+                    ),
+                ),
+            )
+        ],
+    )
+
+
+def service_spec(name: str) -> k8s.core.v1.ServiceSpecArgs:
+    """Pure: a stable virtual IP in front of the single pod (survives pod IP changes)."""
+    return k8s.core.v1.ServiceSpecArgs(
+        type="ClusterIP",
+        selector=selector(name),
+        ports=[k8s.core.v1.ServicePortArgs(name="postgres", port=PORT, target_port="postgres")],
+    )
+
+
+def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Pure: only the platform's own pods (the app, workers, pghoard) reach PostgreSQL."""
+    return k8s.networking.v1.NetworkPolicySpecArgs(
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
+        policy_types=["Ingress"],
+        ingress=[
+            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                from_=[
+                    k8s.networking.v1.NetworkPolicyPeerArgs(
+                        pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                            match_labels=names.platform_pod_selector()
+                        )
+                    )
+                ],
+                ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=PORT)],
+            )
+        ],
+    )
+
+
+class PostgresDatabase(pulumi.ComponentResource):
+    """The platform's PostgreSQL server, its credentials and who may reach it."""
+
+    database_url: pulumi.Output[str]
+    """The application's connection URL (secret). Prefer the Secret below in workloads."""
+    database_url_secret_name: pulumi.Output[str]
+    """Name of the Secret holding the URL under the key ``DATABASE_URL_KEY`` ("database-url")."""
+    service_name: pulumi.Output[str]
+    host: pulumi.Output[str]
+    """The Service's cluster DNS name."""
+    backup_user: pulumi.Output[str]
+    """The replication-only role for the backup daemon."""
+    backup_password: pulumi.Output[str]
+    """Its password (secret)."""
+    replication_slot: pulumi.Output[str]
+    """Physical replication slot reserved for the backup's WAL stream."""
+
+    def __init__(
+        self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hacelery:postgres:PostgresDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings()
+        metadata_labels = labels(name, args)
+
+        def metadata(suffix: str) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=f"{name}-{suffix}" if suffix else name,
+                namespace=args.namespace,
+                labels=metadata_labels,
+            )
+
+        # Alphanumeric only: the app URL needs no escaping; 32 characters is ~190 bits.
+        passwords = {
+            key: random.RandomPassword(f"{name}-{key}", length=32, special=False, opts=child)
+            for key in (SUPERUSER_PASSWORD_KEY, APP_PASSWORD_KEY, BACKUP_PASSWORD_KEY)
+        }
+        credentials = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata=metadata("credentials"),
+            type="Opaque",
+            string_data={key: password.result for key, password in passwords.items()},
+            opts=child,
+        )
+        files = config_files(args)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=metadata("config"), data=files, opts=child
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service", metadata=metadata(""), spec=service_spec(name), opts=child
+        )
+        host = pulumi.Output.concat(
+            service.metadata.name,
+            ".",
+            pulumi.Output.from_input(args.namespace),
+            ".svc.cluster.local",
+        )
+        url = pulumi.Output.secret(
+            pulumi.Output.all(host, passwords[APP_PASSWORD_KEY].result).apply(
+                lambda values: database_url(
+                    user=settings.app_user,
+                    password=values[1],
+                    host=values[0],
+                    port=PORT,
+                    database=settings.database,
+                )
+            )
+        )
+        url_secret = k8s.core.v1.Secret(
+            f"{name}-app-url",
+            metadata=metadata("app-url"),
+            type="Opaque",
+            string_data={DATABASE_URL_KEY: url},
+            opts=child,
+        )
+        k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=metadata(""),
+            spec=statefulset_spec(
+                name,
+                args,
+                service_name=f"{name}",
+                config_map_name=f"{name}-config",
+                credentials_secret_name=f"{name}-credentials",
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, config_map]),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress",
+            metadata=metadata("ingress"),
+            spec=network_policy_spec(name),
+            opts=child,
+        )
+
+        self.database_url = url
+        self.database_url_secret_name = url_secret.metadata.name
+        self.service_name = service.metadata.name
+        self.host = host
+        self.backup_user = pulumi.Output.from_input(settings.backup_user)
+        self.backup_password = pulumi.Output.secret(passwords[BACKUP_PASSWORD_KEY].result)
+        self.replication_slot = pulumi.Output.from_input(settings.replication_slot)
+        self.register_outputs(
+            {
+                "database_url": self.database_url,
+                "database_url_secret_name": self.database_url_secret_name,
+                "service_name": self.service_name,
+                "host": self.host,
+                "backup_user": self.backup_user,
+                "backup_password": self.backup_password,
+                "replication_slot": self.replication_slot,
+            }
+        )
