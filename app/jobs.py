@@ -1,0 +1,393 @@
+"""What the workload writes to the database, and in which order, so that nothing is lost or doubled.
+
+Owns: the life of an LCS job (validate -> row -> publish -> run -> result), the idempotent writes
+that make redelivered tasks harmless, the ``record`` task's completion counters, and read models
+for the web app. Every function takes an engine and plain values, so tests call them directly.
+
+Does not own: Celery (publishing is an injected callable), HTTP, or the LCS algorithm itself.
+
+Ordering of a submission (no orphan rows, no lost jobs):
+
+1. the job row is committed with status ``pending``;
+2. the task is published with publisher confirms;
+3. success: the row becomes ``queued``. Failure: the pending row is deleted and the caller gets
+   :class:`EnqueueError` (HTTP 503), so nothing half-created remains.
+
+If the process dies between 1 and 2, the row stays ``pending``; :func:`republish_stale_jobs`
+(``python -m app.scheduler sweep``) publishes such rows again. Publishing twice is harmless:
+the task and its result are idempotent per job id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from app.db import LcsJob, LcsResult, TaskCompletion, utcnow
+from app.lcs import longest_common_substring
+from app.settings import AppSettings
+
+Publisher = Callable[[str, str], None]
+"""``publish(job_id, queue)``: hand the ``lcs`` task to the broker, raise if it was not taken."""
+
+PREVIEW_CHARS = 80
+TERMINAL_STATUSES = ("succeeded", "failed")
+
+
+class InputError(ValueError):
+    """A request's input is invalid; the message names the field and what is allowed."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EnqueueError(RuntimeError):
+    """The broker did not accept the job; nothing was stored."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LcsInput:
+    a: str
+    b: str
+
+
+def parse_lcs_input(payload: object, *, max_chars: int) -> LcsInput:
+    """Validate an API payload: a JSON object with string fields ``a`` and ``b``."""
+    if not isinstance(payload, Mapping):
+        raise InputError(
+            'the request body must be a JSON object like {"a": "...", "b": "..."}, '
+            f"got a JSON {type(payload).__name__}"
+        )
+    values = {}
+    for name in ("a", "b"):
+        if name not in payload:
+            raise InputError(f"field {name!r} is missing; send both 'a' and 'b'", field=name)
+        value = payload[name]
+        if not isinstance(value, str):
+            raise InputError(
+                f"field {name!r} must be a string, got {type(value).__name__}", field=name
+            )
+        if "\x00" in value:
+            raise InputError(
+                f"field {name!r} contains the NUL character (U+0000), which the database "
+                "cannot store; remove it",
+                field=name,
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"field {name!r} contains a lone surrogate (an unpaired \\ud800-\\udfff "
+                "escape); send valid Unicode text",
+                field=name,
+            ) from None
+        if len(value) > max_chars:
+            raise InputError(
+                f"field {name!r} has {len(value)} characters; the limit is {max_chars} "
+                "(LCS_MAX_INPUT_CHARS)",
+                field=name,
+            )
+        values[name] = value
+    unknown = sorted(set(payload) - {"a", "b"})
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(map(repr, unknown))}; only 'a' and 'b'")
+    return LcsInput(a=values["a"], b=values["b"])
+
+
+def create_lcs_job(
+    engine: Engine, settings: AppSettings, job_input: LcsInput, publish: Publisher
+) -> tuple[str, str]:
+    """Store and enqueue one job; returns ``(job_id, queue)``. See the module docstring."""
+    job_id = str(uuid.uuid4())
+    queue = settings.queue_for_lcs(len(job_input.a), len(job_input.b))
+    with Session(engine) as session, session.begin():
+        session.add(
+            LcsJob(
+                id=job_id,
+                queue=queue,
+                status="pending",
+                a=job_input.a,
+                b=job_input.b,
+                a_length=len(job_input.a),
+                b_length=len(job_input.b),
+                created_at=utcnow(),
+                attempts=0,
+            )
+        )
+    try:
+        publish(job_id, queue)
+    except Exception as error:
+        with Session(engine) as session, session.begin():
+            # Only a still-pending row: if the broker did take the message after all and a
+            # worker already ran it, the finished job stays.
+            session.execute(delete(LcsJob).where(LcsJob.id == job_id, LcsJob.status == "pending"))
+        raise EnqueueError(f"the broker did not accept the job: {error}") from error
+    _mark_enqueued(engine, job_id)
+    return job_id, queue
+
+
+def _mark_enqueued(engine: Engine, job_id: str) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(LcsJob)
+            .where(LcsJob.id == job_id, LcsJob.status == "pending")
+            .values(status="queued", enqueued_at=utcnow())
+        )
+
+
+def republish_stale_jobs(
+    engine: Engine, publish: Publisher, *, older_than: dt.timedelta
+) -> list[str]:
+    """Publish again every job left ``pending`` for longer than ``older_than``."""
+    cutoff = utcnow() - older_than
+    with Session(engine) as session:
+        rows = session.execute(
+            select(LcsJob.id, LcsJob.queue).where(
+                LcsJob.status == "pending", LcsJob.created_at < cutoff
+            )
+        ).all()
+    republished = []
+    for job_id, queue in rows:
+        publish(job_id, queue)
+        _mark_enqueued(engine, job_id)
+        republished.append(job_id)
+    return republished
+
+
+def run_lcs_job(
+    engine: Engine, job_id: str, *, worker: str | None, delivered_via: str | None
+) -> str:
+    """Compute and store one job's result; safe to run any number of times per job.
+
+    Returns what happened: ``computed``, ``already-finished`` or ``missing``.
+    """
+    with Session(engine) as session, session.begin():
+        job = session.get(LcsJob, job_id, with_for_update=engine.dialect.name == "postgresql")
+        if job is None:
+            # The publisher deleted the row after a failed confirm that had in fact reached
+            # the broker: there is nothing to do and nothing to store.
+            return "missing"
+        if job.status in TERMINAL_STATUSES:
+            # Redelivered after it finished but before the ack reached the broker.
+            return "already-finished"
+        job.status = "running"
+        job.attempts += 1
+        job.started_at = job.started_at or utcnow()
+        a, b = job.a, job.b
+    started = time.perf_counter()
+    substring = longest_common_substring(a, b)
+    seconds = time.perf_counter() - started
+    with Session(engine) as session, session.begin():
+        # Insert-if-absent keyed by job id: a second execution (redelivery after a crash
+        # between this commit and the ack) cannot add a row or overwrite the first result.
+        session.execute(
+            _insert(engine, LcsResult)
+            .values(
+                job_id=job_id,
+                substring=substring,
+                length=len(substring),
+                compute_seconds=seconds,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["job_id"])
+        )
+        session.execute(
+            update(LcsJob)
+            .where(LcsJob.id == job_id, LcsJob.status.not_in(TERMINAL_STATUSES))
+            .values(
+                status="succeeded",
+                finished_at=utcnow(),
+                worker=worker,
+                delivered_via=delivered_via,
+                error=None,
+            )
+        )
+    return "computed"
+
+
+def fail_lcs_job(engine: Engine, job_id: str, error: str) -> None:
+    """Mark a job failed (a permanent error: retrying would fail the same way)."""
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(LcsJob)
+            .where(LcsJob.id == job_id, LcsJob.status.not_in(TERMINAL_STATUSES))
+            .values(status="failed", finished_at=utcnow(), error=error[:2000])
+        )
+
+
+def _insert(engine: Engine, table: Any) -> Any:
+    """INSERT with ``on_conflict_*`` for the engine's dialect (PostgreSQL or SQLite)."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+# --- the `record` task's counters ------------------------------------------------------------
+
+
+def validate_record_key(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise InputError(
+            f"record: key must be a non-empty string of at most 200 characters, got {key!r}"
+        )
+    return key
+
+
+def record_started(engine: Engine, key: str) -> None:
+    """Count one execution begun for ``key`` (creating its row on the first)."""
+    now = utcnow()
+    statement = _insert(engine, TaskCompletion).values(
+        key=key, starts=1, executions=0, first_started_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["key"], set_={"starts": TaskCompletion.starts + 1}
+    )
+    with Session(engine) as session, session.begin():
+        session.execute(statement)
+
+
+def record_completed(engine: Engine, key: str) -> None:
+    """Count one execution finished for ``key``; duplicates show as ``executions > 1``."""
+    now = utcnow()
+    statement = _insert(engine, TaskCompletion).values(
+        key=key, starts=1, executions=1, first_completed_at=now, last_completed_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "executions": TaskCompletion.executions + 1,
+            "first_completed_at": func.coalesce(TaskCompletion.first_completed_at, now),
+            "last_completed_at": now,
+        },
+    )
+    with Session(engine) as session, session.begin():
+        session.execute(statement)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionSummary:
+    """Counts over the ``record`` rows whose key starts with a prefix."""
+
+    keys_completed: int
+    """Distinct keys finished at least once."""
+    keys_duplicated: int
+    """Keys finished more than once (work done twice, e.g. after a redelivery)."""
+    executions: int
+    """Finished executions in total."""
+
+
+def completion_summary(engine: Engine, prefix: str) -> CompletionSummary:
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with Session(engine) as session:
+        completed, duplicated, executions = session.execute(
+            select(
+                func.count().filter(TaskCompletion.executions >= 1),
+                func.count().filter(TaskCompletion.executions > 1),
+                func.coalesce(func.sum(TaskCompletion.executions), 0),
+            ).where(TaskCompletion.key.like(pattern, escape="\\"))
+        ).one()
+    return CompletionSummary(
+        keys_completed=int(completed), keys_duplicated=int(duplicated), executions=int(executions)
+    )
+
+
+# --- read models for the web app -------------------------------------------------------------
+
+
+def _seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((_aware(end) - _aware(start)).total_seconds(), 3)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes (stored as UTC).
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else _aware(value).isoformat()
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+
+
+def _job_view(job: Any, result: Any, *, full: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": job.id,
+        "queue": job.queue,
+        "status": job.status,
+        "a_length": job.a_length,
+        "b_length": job.b_length,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "wait_seconds": _seconds_between(job.created_at, job.started_at),
+        "run_seconds": _seconds_between(job.started_at, job.finished_at),
+        "attempts": job.attempts,
+        "worker": job.worker,
+        "delivered_via": job.delivered_via,
+        "error": job.error,
+        "result": None,
+    }
+    if result is not None:
+        view["result"] = {
+            "substring": result.substring if full else _preview(result.substring),
+            "length": result.length,
+            "compute_seconds": round(result.compute_seconds, 6),
+        }
+    if full:
+        view["a"], view["b"] = job.a, job.b
+    else:
+        view["a_preview"], view["b_preview"] = _preview(job.a_head), _preview(job.b_head)
+    return view
+
+
+def list_jobs(engine: Engine, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest jobs, with previews of inputs and results (not the full texts)."""
+    head = PREVIEW_CHARS + 1
+    columns = [
+        LcsJob.id,
+        LcsJob.queue,
+        LcsJob.status,
+        LcsJob.a_length,
+        LcsJob.b_length,
+        LcsJob.created_at,
+        LcsJob.started_at,
+        LcsJob.finished_at,
+        LcsJob.attempts,
+        LcsJob.worker,
+        LcsJob.delivered_via,
+        LcsJob.error,
+        func.substr(LcsJob.a, 1, head).label("a_head"),
+        func.substr(LcsJob.b, 1, head).label("b_head"),
+    ]
+    with Session(engine) as session:
+        jobs = session.execute(
+            select(*columns).order_by(LcsJob.created_at.desc()).limit(limit)
+        ).all()
+        results = {
+            row.job_id: row
+            for row in session.execute(
+                select(LcsResult).where(LcsResult.job_id.in_([job.id for job in jobs]))
+            ).scalars()
+        }
+        return [_job_view(job, results.get(job.id), full=False) for job in jobs]
+
+
+def get_job(engine: Engine, job_id: str) -> dict[str, Any] | None:
+    with Session(engine) as session:
+        job = session.get(LcsJob, job_id)
+        if job is None:
+            return None
+        return _job_view(job, session.get(LcsResult, job_id), full=True)

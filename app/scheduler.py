@@ -1,0 +1,461 @@
+"""``python -m app.scheduler TASK [options]``: enqueue many tasks, with a progress bar and the rate.
+
+Owns: the command line for bulk work (the blog's 10k counter tasks, drills, benchmarks) and
+small operational commands (``sweep``, ``completions``). Every option is explained by
+``--help``; a bad value exits 2 with a message naming the option.
+
+Does not own: what the tasks do (``app.tasks``) or how LCS jobs are stored (``app.jobs``).
+
+Examples::
+
+    python -m app.scheduler count --n 10000 --seconds 1
+    python -m app.scheduler record --n 5000 --prefix drill-1
+    python -m app.scheduler completions --prefix drill-1
+    python -m app.scheduler lcs --n 20 --length 5000
+    python -m app.scheduler wordcount --documents 2000 --chunk-size 100 --wait
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from tqdm import tqdm
+
+from app import jobs
+from app.celery_app import HaCelery, make_celery
+from app.settings import DEFAULT_QUEUE, QUEUES, AppSettings, SettingsError
+
+Send = Callable[[int, Any], None]
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
+def _seconds(high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range 0..{high:g} seconds")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.scheduler",
+        description="Enqueue tasks in bulk and print the publishing rate. The broker and database "
+        "come from CELERY_BROKER_URL and DATABASE_URL.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="do not draw a progress bar (e.g. in logs)"
+    )
+    parser.add_argument(
+        "--publishers",
+        type=_whole_number(1, 64),
+        default=4,
+        help="publishing threads, each with its own broker connection",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    def queue_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--queue", choices=QUEUES, default=DEFAULT_QUEUE, help="queue to send the tasks to"
+        )
+
+    count = command("count", "N counter tasks, each sleeping --seconds seconds while counting")
+    count.add_argument(
+        "--n", type=_whole_number(1, 10_000_000), default=10_000, help="number of tasks"
+    )
+    count.add_argument(
+        "--seconds", type=_whole_number(0, 3600), default=1, help="seconds each task runs"
+    )
+    queue_option(count)
+
+    record = command(
+        "record",
+        "N idempotent 'record' tasks with keys PREFIX-00000..; "
+        "check them with the 'completions' command",
+    )
+    record.add_argument(
+        "--n", type=_whole_number(1, 10_000_000), default=5000, help="number of tasks"
+    )
+    record.add_argument("--prefix", required=True, help="key prefix, unique per run")
+    record.add_argument(
+        "--work-seconds",
+        type=_seconds(600),
+        default=0.0,
+        help="seconds each task sleeps between its start and its completion",
+    )
+    queue_option(record)
+
+    noop = command("noop", "N tasks that do nothing (per-task overhead)")
+    noop.add_argument(
+        "--n", type=_whole_number(1, 10_000_000), default=10_000, help="number of tasks"
+    )
+    queue_option(noop)
+
+    batch = command("noop-batch", "N items sent as tasks of --batch-size items each")
+    batch.add_argument(
+        "--n", type=_whole_number(1, 100_000_000), default=100_000, help="number of items"
+    )
+    batch.add_argument(
+        "--batch-size", type=_whole_number(1, 100_000), default=100, help="items per task"
+    )
+    queue_option(batch)
+
+    lcs = command("lcs", "N LCS jobs on random strings, stored and routed like web submissions")
+    lcs.add_argument("--n", type=_whole_number(1, 100_000), default=10, help="number of jobs")
+    lcs.add_argument(
+        "--length",
+        type=_whole_number(0, 1_000_000),
+        default=500,
+        help="characters of each of the two strings",
+    )
+    lcs.add_argument("--alphabet", default="ACGT", help="characters to draw from")
+    lcs.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+
+    words = command(
+        "wordcount", "word count over random documents: a chord of chunk tasks and one merge task"
+    )
+    words.add_argument(
+        "--documents",
+        type=_whole_number(1, 1_000_000),
+        default=1000,
+        help="number of documents to create",
+    )
+    words.add_argument(
+        "--words-per-document",
+        type=_whole_number(1, 100_000),
+        default=200,
+        help="words in each document",
+    )
+    words.add_argument(
+        "--chunk-size", type=_whole_number(1, 100_000), default=100, help="documents per map task"
+    )
+    words.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    words.add_argument(
+        "--timeout",
+        type=_seconds(86_400),
+        default=300.0,
+        help="with --wait: give up (exit 1) after this many seconds",
+    )
+    words.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+
+    sweep = command(
+        "sweep",
+        "publish again LCS jobs left 'pending' (their publisher died "
+        "before the broker confirmed); run it every few minutes",
+    )
+    sweep.add_argument(
+        "--older-than",
+        type=_seconds(86_400),
+        default=60.0,
+        help="only jobs pending for at least this many seconds",
+    )
+
+    completions = command("completions", "count completed and duplicated 'record' tasks")
+    completions.add_argument("--prefix", required=True, help="key prefix given to 'record'")
+    completions.add_argument(
+        "--expect",
+        type=_whole_number(0, 100_000_000),
+        default=None,
+        help="exit 1 unless exactly this many keys completed",
+    )
+    return parser
+
+
+def send_many(
+    celery: HaCelery,
+    total: int,
+    make_call: Callable[[int], tuple[str, tuple[Any, ...], str]],
+    *,
+    unit: str,
+    progress: bool,
+    publishers: int = 4,
+) -> float:
+    """Publish ``total`` tasks from ``publishers`` threads; returns the elapsed seconds.
+
+    Each publish waits for the broker's confirm (a quorum write, ~5 ms here), so one thread
+    tops out near 200 tasks/s; several threads, each with its own connection, overlap the waits.
+    """
+    started = time.perf_counter()
+    sent = 0
+    lock = threading.Lock()
+    failed = threading.Event()
+    errors: list[BaseException] = []
+
+    with tqdm(total=total, unit=unit, disable=not progress, smoothing=0.1) as bar:
+
+        def publish_every_nth(offset: int) -> None:
+            nonlocal sent
+            try:
+                with celery.producer_or_acquire() as producer:
+                    for index in range(offset, total, publishers):
+                        if failed.is_set():
+                            return
+                        name, args, queue = make_call(index)
+                        celery.send_task(name, args=args, queue=queue, producer=producer)
+                        with lock:
+                            sent += 1
+                            bar.update(1)
+            except BaseException as error:
+                errors.append(error)
+                failed.set()
+
+        threads = [
+            threading.Thread(target=publish_every_nth, args=(offset,), name=f"publisher-{offset}")
+            for offset in range(min(publishers, total))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise PublishError(
+            f"publishing stopped after {sent} of {total} {unit} (each publish was confirmed, so "
+            f"exactly {sent} were enqueued): {type(errors[0]).__name__}: {errors[0]}"
+        ) from errors[0]
+    return time.perf_counter() - started
+
+
+class PublishError(RuntimeError):
+    """Publishing stopped part-way; the message says how many tasks were enqueued."""
+
+
+def _report(sent: int, unit: str, seconds: float) -> None:
+    rate = sent / seconds if seconds > 0 else float("inf")
+    print(f"sent {sent} {unit} in {seconds:.2f} s ({rate:,.0f} {unit}/s)")
+
+
+def _random_text(rng: random.Random, alphabet: str, length: int) -> str:
+    return "".join(rng.choices(alphabet, k=length))
+
+
+_VOCABULARY = [
+    "queue",
+    "worker",
+    "broker",
+    "quorum",
+    "leader",
+    "follower",
+    "replica",
+    "message",
+    "ack",
+    "nack",
+    "retry",
+    "chord",
+    "group",
+    "chunk",
+    "task",
+    "result",
+    "cluster",
+    "node",
+    "partition",
+    "heartbeat",
+    "failover",
+    "backup",
+    "restore",
+    "archive",
+    "wal",
+    "pod",
+    "deployment",
+    "service",
+    "ingress",
+    "volume",
+    "snapshot",
+    "bucket",
+    "zone",
+    "region",
+    "network",
+    "latency",
+]
+
+
+def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
+    celery = make_celery(settings)
+    progress = not arguments.no_progress
+    command = arguments.command
+    if command == "count":
+        seconds = send_many(
+            celery,
+            arguments.n,
+            lambda _i: ("count", (arguments.seconds,), arguments.queue),
+            unit="tasks",
+            progress=progress,
+            publishers=arguments.publishers,
+        )
+        _report(arguments.n, "tasks", seconds)
+    elif command == "record":
+        width = max(5, len(str(arguments.n - 1)))
+        seconds = send_many(
+            celery,
+            arguments.n,
+            lambda i: (
+                "record",
+                (f"{arguments.prefix}-{i:0{width}d}", arguments.work_seconds),
+                arguments.queue,
+            ),
+            unit="tasks",
+            progress=progress,
+            publishers=arguments.publishers,
+        )
+        _report(arguments.n, "tasks", seconds)
+    elif command == "noop":
+        seconds = send_many(
+            celery,
+            arguments.n,
+            lambda _i: ("noop", (), arguments.queue),
+            unit="tasks",
+            progress=progress,
+            publishers=arguments.publishers,
+        )
+        _report(arguments.n, "tasks", seconds)
+    elif command == "noop-batch":
+        batches = list(_batches(arguments.n, arguments.batch_size))
+        seconds = send_many(
+            celery,
+            len(batches),
+            lambda i: ("noop_batch", (batches[i],), arguments.queue),
+            unit="tasks",
+            progress=progress,
+            publishers=arguments.publishers,
+        )
+        _report(len(batches), "tasks", seconds)
+        print(f"  = {arguments.n / seconds:,.0f} items/s published")
+    elif command == "lcs":
+        return _run_lcs(arguments, settings, celery, progress)
+    elif command == "wordcount":
+        return _run_wordcount(arguments, celery)
+    elif command == "sweep":
+        from app.web import celery_publisher
+
+        republished = jobs.republish_stale_jobs(
+            celery.engine(),
+            celery_publisher(celery),
+            older_than=dt.timedelta(seconds=arguments.older_than),
+        )
+        print(f"republished {len(republished)} pending job(s)")
+    elif command == "completions":
+        summary = jobs.completion_summary(celery.engine(), arguments.prefix)
+        print(
+            f"keys completed: {summary.keys_completed}  duplicated: {summary.keys_duplicated}  "
+            f"executions: {summary.executions}"
+        )
+        if arguments.expect is not None and summary.keys_completed != arguments.expect:
+            print(f"expected {arguments.expect} completed keys", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _batches(total: int, size: int) -> Iterator[list[int]]:
+    for start in range(0, total, size):
+        yield list(range(start, min(total, start + size)))
+
+
+def _run_lcs(
+    arguments: argparse.Namespace, settings: AppSettings, celery: HaCelery, progress: bool
+) -> int:
+    from app.web import celery_publisher
+
+    if not arguments.alphabet:
+        print("--alphabet must not be empty", file=sys.stderr)
+        return 2
+    rng = random.Random(arguments.seed)
+    publish = celery_publisher(celery)
+    queues: dict[str, int] = {}
+    started = time.perf_counter()
+    for _ in tqdm(range(arguments.n), unit="jobs", disable=not progress):
+        job_input = jobs.LcsInput(
+            a=_random_text(rng, arguments.alphabet, arguments.length),
+            b=_random_text(rng, arguments.alphabet, arguments.length),
+        )
+        _, queue = jobs.create_lcs_job(celery.engine(), settings, job_input, publish)
+        queues[queue] = queues.get(queue, 0) + 1
+    _report(arguments.n, "jobs", time.perf_counter() - started)
+    print("  by queue: " + ", ".join(f"{name}={count}" for name, count in sorted(queues.items())))
+    return 0
+
+
+def _run_wordcount(arguments: argparse.Namespace, celery: HaCelery) -> int:
+    from app import tasks, wordcount
+
+    rng = random.Random(arguments.seed)
+    texts = [
+        " ".join(rng.choices(_VOCABULARY, k=arguments.words_per_document))
+        for _ in range(arguments.documents)
+    ]
+    document_ids = wordcount.store_documents(celery.engine(), texts)
+    started = time.perf_counter()
+    job_id = tasks.start_word_count(celery, document_ids, chunk_size=arguments.chunk_size)
+    chunks = -(-arguments.documents // arguments.chunk_size)
+    print(f"word count job {job_id}: {chunks} chunk task(s) + 1 merge task")
+    if not arguments.wait:
+        return 0
+    while True:
+        job = wordcount.get_word_count_job(celery.engine(), job_id)
+        if job is not None and job.status == "succeeded":
+            break
+        if time.perf_counter() - started > arguments.timeout:
+            print(
+                f"no result after {arguments.timeout:g} s (are workers consuming "
+                f"'{DEFAULT_QUEUE}'?)",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    print(f"done in {elapsed:.2f} s: {job.total_words} words, top 5: {job.top_words[:5]}")
+    return 0
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        settings = AppSettings.from_environ(os.environ if environ is None else environ)
+    except SettingsError as error:
+        print(f"invalid configuration: {error}", file=sys.stderr)
+        return 2
+    try:
+        return run(arguments, settings)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (jobs.EnqueueError, PublishError) as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

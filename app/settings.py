@@ -1,0 +1,308 @@
+"""The workload's settings: environment -> validated ``AppSettings`` -> Celery's settings dict.
+
+Owns: every environment variable the workload reads, its default, its validation, and the Celery
+configuration chosen so that no accepted task is ever lost (each non-default setting says why).
+:func:`celery_settings` is a pure function of a mapping, so the Kubernetes side, the local
+drills and the tests all derive the same dict from the same inputs.
+
+Does not own: the Celery app object (``app.celery_app``), database engines (``app.db``), or the
+broker topology of the cluster (RabbitMQ's own config is generated under ``infra/``).
+
+Environment variables (all optional; the broker URL is required in the cluster):
+
+- ``CELERY_BROKER_URL``: an AMQP URL or a ``;``-separated failover list
+  (default ``amqp://guest:guest@127.0.0.1:5672//``, the local broker).
+- ``DATABASE_URL``: ``postgresql://...`` (driven by psycopg 3) or ``sqlite:////path``
+  (default ``sqlite:////tmp/ha-celery.sqlite3``, for a quick local run).
+- ``LCS_LARGE_THRESHOLD``: ``len(a) + len(b)`` in characters above which an ``lcs`` job goes to
+  the ``large`` queue (default 1000).
+- ``LCS_MAX_INPUT_CHARS``: the API's limit per input string (default 1000000).
+- ``CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT``: seconds running tasks may finish after SIGTERM before
+  their messages are handed back (default 25.0; set just below terminationGracePeriodSeconds).
+- ``CELERY_HEARTBEAT_FILE``: the file the worker touches for its liveness probe
+  (default ``/tmp/celery-worker-heartbeat``).
+- ``CELERY_RESULT_EXPIRES``: seconds chord results are kept (default 86400).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from kombu import Exchange, Queue
+
+DEFAULT_QUEUE = "default"
+"""Queue of every task that is not routed elsewhere (count, record, noop, word count)."""
+SMALL_QUEUE = "small"
+"""LCS jobs whose total input is at most ``lcs_large_threshold`` characters."""
+LARGE_QUEUE = "large"
+"""LCS jobs above the threshold: long tasks on their own workers, so they never delay small ones."""
+QUEUES = (DEFAULT_QUEUE, SMALL_QUEUE, LARGE_QUEUE)
+
+TASK_EXCHANGE = "tasks"
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_DATABASE_URL = "sqlite:////tmp/ha-celery.sqlite3"
+DEFAULT_HEARTBEAT_FILE = "/tmp/celery-worker-heartbeat"  # noqa: S108 - /tmp is the pod's emptyDir
+
+_BROKER_SCHEMES = ("amqp", "amqps", "pyamqp")
+_DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def _split_broker_urls(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(";") if part.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSettings:
+    """Validated settings of the workload. Build it with :meth:`from_environ`."""
+
+    broker_urls: tuple[str, ...] = (DEFAULT_BROKER_URL,)
+    """Failover list: the worker and the publishers move to the next URL when one fails."""
+    database_url: str = DEFAULT_DATABASE_URL
+    lcs_large_threshold: int = 1000
+    """``len(a) + len(b)`` (characters) above which an LCS job goes to the ``large`` queue."""
+    lcs_max_input_chars: int = 1_000_000
+    soft_shutdown_timeout: float = 25.0
+    heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
+    result_expires: int = 86_400
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Celery settings to override last (tests use it for e.g. a shorter heartbeat)."""
+
+    def __post_init__(self) -> None:
+        if not self.broker_urls:
+            raise SettingsError(
+                "CELERY_BROKER_URL: empty; give amqp://user:password@host:5672/vhost, or several "
+                "separated by ';' for failover"
+            )
+        for url in self.broker_urls:
+            parts = urlsplit(url)
+            if parts.scheme not in _BROKER_SCHEMES or not parts.hostname:
+                raise SettingsError(
+                    f"CELERY_BROKER_URL: {_redact(url)!r} is not an AMQP URL; use "
+                    "amqp://user:password@host:5672/vhost (schemes: "
+                    f"{', '.join(_BROKER_SCHEMES)}), several separated by ';'"
+                )
+        scheme = urlsplit(self.database_url).scheme.split("+", 1)[0]
+        if scheme not in _DATABASE_SCHEMES:
+            raise SettingsError(
+                f"DATABASE_URL: {_redact(self.database_url)!r} is not supported; use "
+                "postgresql://user:password@host:5432/dbname (or sqlite:////path/file.sqlite3 "
+                "for a local run)"
+            )
+        _require_int_range("LCS_LARGE_THRESHOLD", self.lcs_large_threshold, 1, None)
+        _require_int_range("LCS_MAX_INPUT_CHARS", self.lcs_max_input_chars, 1, 50_000_000)
+        if not (
+            isinstance(self.soft_shutdown_timeout, int | float)
+            and math.isfinite(self.soft_shutdown_timeout)
+            and 0 <= self.soft_shutdown_timeout <= 3600
+        ):
+            raise SettingsError(
+                "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT: "
+                f"{self.soft_shutdown_timeout!r} is not allowed; give seconds between 0 and 3600 "
+                "(just below the pod's terminationGracePeriodSeconds)"
+            )
+        if not self.heartbeat_file.startswith("/"):
+            raise SettingsError(
+                f"CELERY_HEARTBEAT_FILE: {self.heartbeat_file!r} must be an absolute path "
+                "(e.g. /tmp/celery-worker-heartbeat)"
+            )
+        _require_int_range("CELERY_RESULT_EXPIRES", self.result_expires, 60, None)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> AppSettings:
+        """Read the variables in this module's docstring; unset or empty means the default."""
+        values: dict[str, Any] = {}
+        if environ.get("CELERY_BROKER_URL", "").strip():
+            values["broker_urls"] = _split_broker_urls(environ["CELERY_BROKER_URL"])
+        if environ.get("DATABASE_URL", "").strip():
+            values["database_url"] = environ["DATABASE_URL"].strip()
+        for name, attribute in (
+            ("LCS_LARGE_THRESHOLD", "lcs_large_threshold"),
+            ("LCS_MAX_INPUT_CHARS", "lcs_max_input_chars"),
+            ("CELERY_RESULT_EXPIRES", "result_expires"),
+        ):
+            if environ.get(name, "").strip():
+                values[attribute] = _parse_int(name, environ[name])
+        if environ.get("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", "").strip():
+            raw = environ["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"].strip()
+            try:
+                values["soft_shutdown_timeout"] = float(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT: {raw!r} is not a number of seconds "
+                    "(e.g. 25 or 25.5)"
+                ) from None
+        if environ.get("CELERY_HEARTBEAT_FILE", "").strip():
+            values["heartbeat_file"] = environ["CELERY_HEARTBEAT_FILE"].strip()
+        return cls(**values)
+
+    @property
+    def broker_url(self) -> str:
+        """The failover list in the form kombu takes (``;``-separated)."""
+        return ";".join(self.broker_urls)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with the driver made explicit: psycopg 3 for PostgreSQL."""
+        scheme, rest = self.database_url.split("://", 1)
+        base = scheme.split("+", 1)[0]
+        if base in ("postgresql", "postgres"):
+            return f"postgresql+psycopg://{rest}"
+        return f"{scheme}://{rest}"
+
+    def queue_for_lcs(self, a_length: int, b_length: int) -> str:
+        """The routing rule for LCS jobs: total characters against the threshold."""
+        return LARGE_QUEUE if a_length + b_length > self.lcs_large_threshold else SMALL_QUEUE
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a whole number (e.g. 1000)") from None
+
+
+def _require_int_range(name: str, value: object, low: int, high: int | None) -> None:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        allowed = f">= {low}" if high is None else f"between {low} and {high}"
+        raise SettingsError(f"{name}: {value!r} is not allowed; give a whole number {allowed}")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def task_queues() -> tuple[Queue, ...]:
+    """The three quorum queues, bound to one topic exchange by their own name."""
+    # A topic exchange (not Celery's default direct one): Celery's native delayed delivery for
+    # quorum queues (countdown/ETA, chord_unlock retries) binds its delay queues to it; with a
+    # direct exchange a countdown held the worker for the whole delay (measured here).
+    exchange = Exchange(TASK_EXCHANGE, type="topic", durable=True)
+    return tuple(
+        Queue(
+            name,
+            exchange,
+            routing_key=name,
+            durable=True,
+            # Quorum queues are replicated by Raft across the 3 RabbitMQ nodes and survive the
+            # loss of a minority; classic mirroring no longer exists in RabbitMQ 4.
+            queue_arguments={"x-queue-type": "quorum"},
+        )
+        for name in QUEUES
+    )
+
+
+def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Celery's settings for this environment (pure: reads only ``environ``)."""
+    settings = AppSettings.from_environ(environ)
+    return celery_settings_for(settings)
+
+
+def celery_settings_for(settings: AppSettings) -> dict[str, Any]:
+    """Celery's settings from already-validated :class:`AppSettings`."""
+    config: dict[str, Any] = {
+        # --- broker --------------------------------------------------------------------------
+        # kombu accepts a ';'-separated list and fails over to the next URL in order.
+        "broker_url": settings.broker_url,
+        "broker_failover_strategy": "round-robin",
+        # Publisher confirms: apply_async returns only after RabbitMQ has the message on a
+        # quorum of nodes; without them ~60% of tasks sent during a node kill were lost here.
+        "broker_transport_options": {"confirm_publish": True},
+        # AMQP heartbeats every 30 s (default 120): a dead broker node or a silently dropped
+        # connection is noticed in ~1 minute instead of ~4, so the failover starts sooner.
+        "broker_heartbeat": 30,
+        # At start-up the broker may still be forming its cluster: keep retrying instead of
+        # exiting (Celery 6 stops doing this by default).
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_retry": True,
+        # Never give up reconnecting a running worker: Kubernetes, not a retry budget, decides
+        # when a worker is unhealthy (its liveness probe does not depend on the broker).
+        "broker_connection_max_retries": None,
+        "broker_connection_timeout": 4.0,
+        "broker_channel_error_retry": True,
+        # --- queues and routing --------------------------------------------------------------
+        "task_queues": task_queues(),
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_default_exchange": TASK_EXCHANGE,
+        "task_default_routing_key": DEFAULT_QUEUE,
+        # Quorum queues need Celery >= 5.5 (5.4 loops on global QoS); these make every queue
+        # Celery declares by itself quorum too, and enable native delayed delivery.
+        "task_default_queue_type": "quorum",
+        "task_default_exchange_type": "topic",
+        "worker_detect_quorum_queues": True,
+        # Queues are declared from task_queues only: a typo in a queue name fails loudly instead
+        # of creating a queue nobody consumes.
+        "task_create_missing_queues": False,
+        # --- no lost work --------------------------------------------------------------------
+        # Late acks: a message is acknowledged after the task returns, so a crash mid-task
+        # leaves it on the queue for another worker. Tasks are therefore written idempotent.
+        "task_acks_late": True,
+        # ...and if the pool process dies (OOM kill, SIGKILL), requeue the message instead of
+        # acknowledging it as failed; without this the task was lost in our drill.
+        "task_reject_on_worker_lost": True,
+        # Each pool process reserves one message at a time: nothing sits unacknowledged behind
+        # a long task, and a lost worker hands back at most `concurrency` messages.
+        "worker_prefetch_multiplier": 1,
+        # A worker that loses its broker connection stops the tasks it was running: their
+        # messages are redelivered elsewhere anyway, so finishing them would only duplicate work.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Retry a publish that fails on a connection error (the failover list is tried) before
+        # the caller sees an error; bounded so a web request fails fast with 503.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        # --- graceful shutdown ---------------------------------------------------------------
+        # On SIGTERM the worker stops consuming, lets running tasks finish for this long, then
+        # hands unfinished messages back (requeue) before the pod's grace period runs out.
+        "worker_soft_shutdown_timeout": settings.soft_shutdown_timeout,
+        "worker_enable_soft_shutdown_on_idle": True,
+        # --- results -------------------------------------------------------------------------
+        # Tasks store their own outcomes in the database (idempotently, keyed by id); Celery's
+        # result backend only carries chord parts, which opt in with ignore_result=False.
+        "task_ignore_result": True,
+        "result_backend": f"db+{settings.sqlalchemy_url}",
+        "database_engine_options": {"pool_pre_ping": True},
+        "database_create_tables_at_setup": True,
+        "result_expires": settings.result_expires,
+        "result_extended": False,
+        "result_chord_join_timeout": 30.0,
+        # --- safety and monitoring -----------------------------------------------------------
+        # JSON only: a pickle message from anyone who can publish would be code execution.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_track_started": False,
+        # Task events feed Flower (reachable by port-forward only).
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+    config.update(settings.extra)
+    return config

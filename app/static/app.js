@@ -1,0 +1,82 @@
+// The job page: submits the form as JSON and refreshes the job list every second.
+// DOM nodes are built with textContent only, so job inputs can never inject markup.
+"use strict";
+
+const form = document.getElementById("job-form");
+const message = document.getElementById("form-message");
+const submitButton = document.getElementById("submit");
+const tableBody = document.querySelector("#jobs tbody");
+const refreshed = document.getElementById("refreshed");
+const REFRESH_MILLISECONDS = 1000;
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function seconds(value) {
+  return value === null || value === undefined ? "" : value.toFixed(3) + " s";
+}
+
+function renderJobs(jobs) {
+  const rows = jobs.map((job) => {
+    const tr = document.createElement("tr");
+    tr.dataset.jobId = job.id;
+    tr.appendChild(cell(new Date(job.created_at).toLocaleTimeString()));
+    tr.appendChild(cell(job.id.slice(0, 8), "mono"));
+    tr.appendChild(cell(job.queue));
+    tr.appendChild(cell(job.status, "status status-" + job.status));
+    tr.appendChild(cell(job.attempts));
+    tr.appendChild(cell(seconds(job.wait_seconds)));
+    tr.appendChild(cell(seconds(job.run_seconds)));
+    tr.appendChild(cell(job.a_preview + " | " + job.b_preview + " (" + job.a_length + "+" +
+                        job.b_length + " chars)", "mono"));
+    const result = job.result
+      ? JSON.stringify(job.result.substring) + " (" + job.result.length + ")"
+      : (job.error || "");
+    tr.appendChild(cell(result, "mono result"));
+    tr.appendChild(cell(job.worker || ""));
+    return tr;
+  });
+  tableBody.replaceChildren(...rows);
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("/api/jobs?limit=50", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const body = await response.json();
+    renderJobs(body.jobs);
+    refreshed.textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (error) {
+    refreshed.textContent = "cannot refresh: " + error.message;
+  } finally {
+    setTimeout(refresh, REFRESH_MILLISECONDS);
+  }
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  submitButton.disabled = true;
+  message.className = "";
+  message.textContent = "submitting…";
+  try {
+    const response = await fetch("/api/jobs", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ a: form.elements.a.value, b: form.elements.b.value }),
+    });
+    const body = await response.json();
+    if (response.status !== 202) throw new Error(body.error || "HTTP " + response.status);
+    message.textContent = "job " + body.id.slice(0, 8) + " queued on " + body.queue;
+  } catch (error) {
+    message.className = "error";
+    message.textContent = error.message;
+  } finally {
+    submitButton.disabled = false;
+  }
+});
+
+refresh();

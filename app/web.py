@@ -1,0 +1,158 @@
+"""The web app: submit LCS jobs, watch them run. ``gunicorn ... 'app.web:create_app()'``.
+
+Owns: HTTP. The page at ``/`` (own static JS/CSS, no CDN), the JSON API, the probes:
+
+- ``POST /api/jobs`` with ``{"a": str, "b": str}`` -> 202 ``{"id", "queue", "status_url"}``
+- ``GET /api/jobs`` (newest first, ``?limit=1..200``), ``GET /api/jobs/<id>`` (full job)
+- ``GET /healthz``: the process serves requests; ``GET /readyz``: broker and database reachable
+
+Every error is a JSON body ``{"error": message}`` with a 4xx status naming the problem, or 503
+when a dependency is down; a rejected request stores nothing (see ``app.jobs`` for the order of
+writes when the broker fails after the row was written).
+
+Does not own: validation rules and storage (``app.jobs``), settings (``app.settings``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request, url_for
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from app import jobs
+from app.celery_app import HaCelery, make_celery
+from app.db import engine_for
+from app.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+# The broker check of /readyz must answer before the probe's own timeout (1 s by default).
+READINESS_BROKER_TIMEOUT_SECONDS = 0.8
+
+
+def celery_publisher(celery: HaCelery) -> jobs.Publisher:
+    """Publish the ``lcs`` task by name; the job id doubles as the task id for tracing."""
+
+    def publish(job_id: str, queue: str) -> None:
+        celery.send_task("lcs", args=[job_id], queue=queue, task_id=job_id)
+
+    return publish
+
+
+def create_app(
+    settings: AppSettings | None = None,
+    *,
+    celery: HaCelery | None = None,
+    publisher: jobs.Publisher | None = None,
+) -> Flask:
+    """Build the Flask app. Everything defaults to what the environment configures."""
+    if settings is None:
+        settings = AppSettings.from_environ(os.environ)
+    if celery is None:
+        celery = make_celery(settings)
+    if publisher is None:
+        publisher = celery_publisher(celery)
+    engine = engine_for(settings.sqlalchemy_url)
+
+    flask_app = Flask(__name__)
+    # UTF-8 JSON can take up to 12 bytes per character (a \\uXXXX\\uXXXX pair): bound the body
+    # so an oversized upload is refused with 413 before it is read into memory.
+    flask_app.config["MAX_CONTENT_LENGTH"] = 2 * settings.lcs_max_input_chars * 12 + 64 * 1024
+    flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    @flask_app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        message = error.description or error.name
+        if error.code == 413:
+            message = (
+                "the request body is too large; each input may have at most "
+                f"{settings.lcs_max_input_chars} characters (LCS_MAX_INPUT_CHARS)"
+            )
+        elif error.code == 400 and request.is_json:
+            message = f"the request body is not valid JSON: {error.description}"
+        return jsonify(error=message), error.code
+
+    @flask_app.errorhandler(Exception)
+    def _unexpected_error(error: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="internal error; see the server log"), 500
+
+    @flask_app.get("/")
+    def index() -> Any:
+        return render_template(
+            "index.html",
+            max_chars=settings.lcs_max_input_chars,
+            large_threshold=settings.lcs_large_threshold,
+        )
+
+    @flask_app.post("/api/jobs")
+    def submit_job() -> Any:
+        if not request.is_json:
+            return jsonify(
+                error="send the job as JSON with Content-Type: application/json, "
+                'e.g. {"a": "...", "b": "..."}'
+            ), 415
+        payload = request.get_json()  # invalid JSON raises 400, answered as JSON above
+        try:
+            job_input = jobs.parse_lcs_input(payload, max_chars=settings.lcs_max_input_chars)
+        except jobs.InputError as error:
+            return jsonify(error=str(error), field=error.field), 422
+        try:
+            job_id, queue = jobs.create_lcs_job(engine, settings, job_input, publisher)
+        except jobs.EnqueueError as error:
+            log.warning("job not accepted: %s", error)
+            return jsonify(error="the task queue is unavailable; nothing was stored, retry"), 503
+        status_url = url_for("show_job", job_id=job_id)
+        return jsonify(id=job_id, queue=queue, status_url=status_url), 202, {"Location": status_url}
+
+    @flask_app.get("/api/jobs")
+    def list_jobs() -> Any:
+        raw_limit = request.args.get("limit", "50")
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 200:
+            return jsonify(error=f"limit must be a whole number 1..200, got {raw_limit!r}"), 400
+        return jsonify(jobs=jobs.list_jobs(engine, limit=limit))
+
+    @flask_app.get("/api/jobs/<job_id>")
+    def show_job(job_id: str) -> Any:
+        try:
+            canonical = str(uuid.UUID(job_id))
+        except ValueError:
+            return jsonify(error=f"{job_id!r} is not a job id (a UUID)"), 404
+        job = jobs.get_job(engine, canonical)
+        if job is None:
+            return jsonify(error=f"no job {canonical}"), 404
+        return jsonify(job)
+
+    @flask_app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify(status="ok")
+
+    @flask_app.get("/readyz")
+    def readyz() -> Any:
+        problems = {}
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:
+            problems["database"] = f"{type(error).__name__}: {error}"
+        try:
+            with celery.connection_for_write() as connection:
+                connection.ensure_connection(
+                    max_retries=1, timeout=READINESS_BROKER_TIMEOUT_SECONDS
+                )
+        except Exception as error:
+            problems["broker"] = f"{type(error).__name__}: {error}"
+        if problems:
+            return jsonify(status="unavailable", problems=problems), 503
+        return jsonify(status="ready")
+
+    return flask_app
