@@ -409,6 +409,8 @@ def soft_shutdown_timeout_seconds(termination_grace_period_seconds: int) -> floa
 
 
 MIN_TERMINATION_GRACE_SECONDS = 15
+MAX_TERMINATION_GRACE_SECONDS = 3600
+"""The app accepts a soft-shutdown timeout of at most 3600 s (app/settings.py)."""
 MAX_COOLDOWN_SECONDS = 3600  # HPA behavior.scaleDown.stabilizationWindowSeconds maximum
 
 
@@ -512,10 +514,13 @@ class WorkerPoolArgs:
             f">= 1 and >= min_replicas ({self.min_replicas})",
         )
         check(
-            self.termination_grace_period_seconds >= MIN_TERMINATION_GRACE_SECONDS,
+            MIN_TERMINATION_GRACE_SECONDS
+            <= self.termination_grace_period_seconds
+            <= MAX_TERMINATION_GRACE_SECONDS,
             f"{owner}.termination_grace_period_seconds",
             self.termination_grace_period_seconds,
-            f"seconds >= {MIN_TERMINATION_GRACE_SECONDS}, and at least the longest task",
+            f"seconds in {MIN_TERMINATION_GRACE_SECONDS}..{MAX_TERMINATION_GRACE_SECONDS}, at "
+            "least the longest task (longer tasks must checkpoint and be retried)",
         )
         check(
             0 <= self.cooldown_seconds <= MAX_COOLDOWN_SECONDS,
@@ -612,6 +617,10 @@ def worker_startup_probe(args: WorkerPoolArgs) -> k8s.core.v1.ProbeArgs:
     )
 
 
+def _seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
 def worker_container(args: WorkerPoolArgs) -> k8s.core.v1.ContainerArgs:
     """Pure: the worker container of one pool."""
     return app_container(
@@ -622,7 +631,7 @@ def worker_container(args: WorkerPoolArgs) -> k8s.core.v1.ContainerArgs:
         extra_env={
             # Celery's soft shutdown (a time-limited warm shutdown) ends just before Kubernetes'
             # SIGKILL, leaving time to requeue whatever is still running.
-            SOFT_SHUTDOWN_ENV: f"{args.soft_shutdown_timeout_seconds:g}",
+            SOFT_SHUTDOWN_ENV: _seconds_text(args.soft_shutdown_timeout_seconds),
             # Celery starts its soft shutdown on SIGQUIT; Kubernetes sends SIGTERM.
             REMAP_SIGTERM_ENV: "SIGQUIT",
             HEARTBEAT_FILE_ENV: HEARTBEAT_FILE,

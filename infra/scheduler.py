@@ -88,7 +88,8 @@ def scheduler_labels(name: str) -> dict[str, str]:
 
 
 def scheduler_command(args: SchedulerJobArgs) -> list[str]:
-    return ["python", "-m", "app.scheduler", *args.arguments]
+    # --no-progress: a progress bar redraws one log line thousands of times.
+    return ["python", "-m", "app.scheduler", "--no-progress", *args.arguments]
 
 
 def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobInitArgs | None:

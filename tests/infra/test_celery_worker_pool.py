@@ -65,7 +65,7 @@ def test_worker_command_consumes_its_own_queue_with_its_concurrency():
     assert command[command.index("--hostname") + 1] == "large@%h"
 
 
-@pytest.mark.parametrize("grace", [15, 30, 60, 300, 3600, 7200])
+@pytest.mark.parametrize("grace", [15, 30, 60, 300, 1801, 3600])
 def test_soft_shutdown_ends_before_kubernetes_kills_the_pod(grace):
     args = pool(termination_grace_period_seconds=grace)
     env = env_of(worker_container(args))
@@ -96,9 +96,19 @@ def test_long_task_pool_gets_its_own_long_grace_period():
     assert large.termination_grace_period_seconds == 3600
 
 
-def test_grace_period_too_short_for_a_shutdown_is_refused():
+@pytest.mark.parametrize("grace", [5, 14, 3601, 86400])
+def test_grace_period_outside_what_celery_and_the_app_accept_is_refused(grace):
     with pytest.raises(ArgsError, match="termination_grace_period_seconds"):
-        pool(termination_grace_period_seconds=5)
+        pool(termination_grace_period_seconds=grace)
+
+
+def test_soft_shutdown_value_is_what_the_app_accepts():
+    from app.settings import AppSettings
+
+    env = env_of(worker_container(pool(termination_grace_period_seconds=3600)))
+    raw = env["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"].value
+    settings = AppSettings.from_environ({"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": raw})
+    assert settings.soft_shutdown_timeout == float(raw) == 3570
 
 
 # ---------------------------------------------------------------- liveness
