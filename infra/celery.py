@@ -322,6 +322,22 @@ def app_pod_spec(
     )
 
 
+def migrate_container(
+    runtime: AppRuntimeArgs, resources: ContainerResources
+) -> k8s.core.v1.ContainerArgs:
+    """initContainer: `python -m app.migrate`, so the schema is current before the app starts.
+
+    Idempotent and serialised by a PostgreSQL advisory lock, so every web and worker pod may run
+    it at once; a pod whose schema is already current spends one query on it.
+    """
+    return app_container(
+        name="migrate",
+        runtime=runtime,
+        command=["python", "-m", "app.migrate"],
+        resources=resources,
+    )
+
+
 def object_meta(
     name: str, namespace: pulumi.Input[str], labels: Mapping[str, str], **extra
 ) -> k8s.meta.v1.ObjectMetaArgs:
@@ -470,6 +486,8 @@ class WorkerPoolArgs:
     concurrency: int = 2
     """Worker processes per pod (``--concurrency``)."""
     resources: ContainerResources = field(default_factory=ContainerResources)
+    migrate_resources: ContainerResources = field(default_factory=ContainerResources)
+    """Of the `migrate` initContainer (short-lived; only alembic and the database driver)."""
     min_replicas: int = 1
     """0 allowed with queue autoscaling only (KEDA scales to zero; an HPA cannot)."""
     max_replicas: int = 10
@@ -662,6 +680,8 @@ def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.Deplo
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                 spec=app_pod_spec(
                     containers=[worker_container(args)],
+                    # Tasks write to the database: a worker never starts on an old schema.
+                    init_containers=[migrate_container(args.runtime, args.migrate_resources)],
                     termination_grace_period_seconds=args.termination_grace_period_seconds,
                     topology_spread_selector=worker_selector(name),
                 ),

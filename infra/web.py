@@ -26,6 +26,7 @@ from infra.celery import (
     ContainerResources,
     app_container,
     app_pod_spec,
+    migrate_container,
     network_policy_args,
     object_meta,
     pod_disruption_budget_args,
@@ -128,10 +129,6 @@ def web_command() -> list[str]:
     return ["gunicorn", "--config", "python:app.gunicorn_conf", "app.web:create_app()"]
 
 
-def migrate_command() -> list[str]:
-    return ["python", "-m", "app.migrate"]
-
-
 def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
     http_probe = k8s.core.v1.HTTPGetActionArgs(path=LIVENESS_PATH, port="http")
     return app_container(
@@ -164,18 +161,6 @@ def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
     )
 
 
-def migrate_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
-    # Runs before gunicorn in every web pod: the schema is current before a request is served.
-    # `app.migrate` is idempotent and takes the database's migration lock, so replicas starting
-    # together are safe.
-    return app_container(
-        name="migrate",
-        runtime=args.runtime,
-        command=migrate_command(),
-        resources=args.migrate_resources,
-    )
-
-
 def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentInitArgs:
     """Pure: the web Deployment."""
     labels = web_labels(name)
@@ -196,7 +181,7 @@ def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentIn
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                 spec=app_pod_spec(
                     containers=[web_container(args)],
-                    init_containers=[migrate_container(args)],
+                    init_containers=[migrate_container(args.runtime, args.migrate_resources)],
                     termination_grace_period_seconds=args.termination_grace_period_seconds,
                     topology_spread_selector=web_selector(name),
                 ),

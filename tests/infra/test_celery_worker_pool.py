@@ -57,6 +57,12 @@ def test_worker_runs_in_exec_form_so_it_receives_sigterm():
     assert not any(word in {"sh", "bash", "-c"} for word in container.command)
 
 
+def test_worker_pods_bring_the_schema_up_to_date_before_starting():
+    (migrate,) = pod_spec(pool()).init_containers
+    assert migrate.command == ["python", "-m", "app.migrate"]
+    assert migrate.image == worker_container(pool()).image
+
+
 def test_worker_command_consumes_its_own_queue_with_its_concurrency():
     command = worker_command(pool(queue="large", concurrency=3))
     assert command[:4] == ["celery", "--app", "app.celery_app", "worker"]
