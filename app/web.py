@@ -31,7 +31,8 @@ from app.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
-# The broker check of /readyz must answer before the probe's own timeout (1 s by default).
+# Per broker URL: /readyz answers within about this many seconds times the number of URLs, so
+# the readiness probe's timeoutSeconds should be at least that (3 s for a 3-node list).
 READINESS_BROKER_TIMEOUT_SECONDS = 0.8
 
 
@@ -146,8 +147,13 @@ def create_app(
             problems["database"] = f"{type(error).__name__}: {error}"
         try:
             with celery.connection_for_write() as connection:
+                # One attempt per URL of the failover list, without pauses: ready while any
+                # broker node accepts connections.
                 connection.ensure_connection(
-                    max_retries=1, timeout=READINESS_BROKER_TIMEOUT_SECONDS
+                    max_retries=len(settings.broker_urls) - 1,
+                    interval_start=0,
+                    interval_step=0,
+                    timeout=READINESS_BROKER_TIMEOUT_SECONDS,
                 )
         except Exception as error:
             problems["broker"] = f"{type(error).__name__}: {error}"

@@ -1,0 +1,245 @@
+"""Fixtures for the workload's tests: throwaway databases, a private RabbitMQ vhost, real workers.
+
+Isolation: every test session gets its own vhost on the shared broker and its own PostgreSQL
+database, both named with a random suffix and removed at the end. Every process a fixture starts
+runs in its own process group and is killed (TERM, then KILL) at teardown, even on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from app.migrate import upgrade
+from app.settings import AppSettings
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BROKER_HOST = "127.0.0.1"
+BROKER_PORT = 5672
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _require(port: int, what: str) -> None:
+    if not _port_open(port):
+        pytest.fail(
+            f"{what} is not listening on 127.0.0.1:{port}; run scripts/test-prerequisites.sh "
+            "(./run test does)"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    _require(5432, "PostgreSQL")
+    name = f"app_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade(AppSettings(database_url=url).sqlalchemy_url)
+        yield url
+    finally:
+        from app.db import _engines
+
+        for key in [key for key in _engines if name in key]:
+            _engines.pop(key).dispose()
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database without any schema (for migration tests)."""
+    _require(5432, "PostgreSQL")
+    name = f"app_test_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _rabbitmqctl(*arguments: str) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "--quiet", *arguments], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A private vhost on the local broker (guest has all rights on it), deleted at the end."""
+    _require(BROKER_PORT, "RabbitMQ")
+    vhost = f"app-test-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def service_environment(postgres_url: str, broker_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for processes of the app (worker, web, scheduler) in this test."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CELERY_", "DATABASE_", "LCS_"))
+    }
+    environment.update(
+        CELERY_BROKER_URL=broker_url,
+        DATABASE_URL=postgres_url,
+        CELERY_HEARTBEAT_FILE=str(tmp_path / "worker-heartbeat"),
+        LCS_LARGE_THRESHOLD="1000",
+        CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="2",
+        PYTHONPATH=str(REPOSITORY),
+        PYTHONUNBUFFERED="1",
+    )
+    return environment
+
+
+@dataclass
+class Service:
+    """A process started by a fixture, with its log file."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    extra: dict = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def pool_children(self) -> list[int]:
+        """PIDs of the worker's pool processes (children of the main process)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+
+def stop_process(process: subprocess.Popen, *, grace: float = 5.0) -> None:
+    """TERM the process group, then KILL it; never leaves a child behind."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start a command in its own process group, logging to a file; all are stopped at teardown."""
+    services: list[Service] = []
+
+    def start(
+        name: str,
+        command: list[str],
+        environment: dict[str, str],
+        *,
+        ready_when: Callable[[Service], bool],
+        timeout: float = 45.0,
+    ) -> Service:
+        log_path = tmp_path / f"{name}.log"
+        log_file = log_path.open("wb")
+        process = subprocess.Popen(
+            command,
+            cwd=REPOSITORY,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log_file.close()
+        service = Service(name=name, process=process, log_path=log_path)
+        services.append(service)
+        deadline = time.monotonic() + timeout
+        while not ready_when(service):
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{service.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not ready after {timeout} s:\n{service.log()}")
+            time.sleep(0.1)
+        return service
+
+    yield start
+    for service in reversed(services):
+        stop_process(service.process)
+
+
+@pytest.fixture
+def start_worker(
+    start_service: Callable[..., Service], service_environment: dict[str, str]
+) -> Callable[..., Service]:
+    """Start a real ``celery worker`` (prefork) consuming the given queues."""
+
+    def start(queues: str, *, concurrency: int = 1, name: str | None = None) -> Service:
+        hostname = name or queues.replace(",", "-")
+        command = [
+            str(VENV_BIN / "celery"),
+            "--app",
+            "app.celery_app",
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{hostname}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ]
+        return start_service(
+            f"worker-{hostname}",
+            command,
+            service_environment,
+            ready_when=lambda service: " ready." in service.log(),
+        )
+
+    return start

@@ -1,0 +1,170 @@
+"""Job bookkeeping: validation, write order around publishing, idempotent results (SQLite)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from app import jobs
+from app.db import LcsJob, LcsResult, TaskCompletion, engine_for
+from app.migrate import upgrade
+from app.settings import AppSettings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    settings = AppSettings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite3'}",
+        lcs_large_threshold=10,
+        lcs_max_input_chars=100,
+    )
+    upgrade(settings.sqlalchemy_url)
+    return settings
+
+
+@pytest.fixture
+def engine(settings: AppSettings) -> Engine:
+    return engine_for(settings.sqlalchemy_url)
+
+
+def count_rows(engine: Engine, table: type) -> int:
+    with Session(engine) as session:
+        return session.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+class RecordingPublisher:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.error = error
+
+    def __call__(self, job_id: str, queue: str) -> None:
+        self.calls.append((job_id, queue))
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ("a", "must be a JSON object"),
+        ({"b": "x"}, "field 'a' is missing"),
+        ({"a": "x"}, "field 'b' is missing"),
+        ({"a": 1, "b": "x"}, "field 'a' must be a string, got int"),
+        ({"a": "x", "b": None}, "field 'b' must be a string, got NoneType"),
+        ({"a": "x" * 101, "b": "x"}, "the limit is 100"),
+        ({"a": "x", "b": "x", "c": "x"}, "unknown field(s) 'c'"),
+        ({"a": "x\x00", "b": "x"}, "NUL character"),
+        ({"a": "x", "b": "\ud800"}, "lone surrogate"),
+    ],
+)
+def test_invalid_lcs_input_is_rejected_with_the_reason(payload: object, message: str) -> None:
+    with pytest.raises(jobs.InputError) as error:
+        jobs.parse_lcs_input(payload, max_chars=100)
+    assert message in str(error.value)
+
+
+def test_a_job_is_stored_published_and_marked_queued(settings: AppSettings, engine: Engine) -> None:
+    publisher = RecordingPublisher()
+    job_id, queue = jobs.create_lcs_job(
+        engine, settings, jobs.LcsInput(a="abcdef", b="cdefgh"), publisher
+    )
+    assert (job_id, queue) == publisher.calls[0]
+    assert queue == "large"  # 12 characters > threshold 10
+    job = jobs.get_job(engine, job_id)
+    assert job is not None and job["status"] == "queued" and job["a"] == "abcdef"
+
+
+def test_a_job_the_broker_refused_leaves_no_row(settings: AppSettings, engine: Engine) -> None:
+    publisher = RecordingPublisher(error=ConnectionRefusedError("broker down"))
+    with pytest.raises(jobs.EnqueueError, match="broker down"):
+        jobs.create_lcs_job(engine, settings, jobs.LcsInput(a="ab", b="b"), publisher)
+    assert len(publisher.calls) == 1
+    assert count_rows(engine, LcsJob) == 0
+
+
+def test_running_a_job_twice_stores_exactly_one_result(
+    settings: AppSettings, engine: Engine
+) -> None:
+    job_id, _ = jobs.create_lcs_job(
+        engine, settings, jobs.LcsInput(a="xxabcyy", b="zabcz"), RecordingPublisher()
+    )
+    first = jobs.run_lcs_job(engine, job_id, worker="small@a", delivered_via="small")
+    second = jobs.run_lcs_job(engine, job_id, worker="small@b", delivered_via="small")
+    assert (first, second) == ("computed", "already-finished")
+    assert count_rows(engine, LcsResult) == 1
+    job = jobs.get_job(engine, job_id)
+    assert job is not None
+    assert job["status"] == "succeeded" and job["worker"] == "small@a" and job["attempts"] == 1
+    assert job["result"]["substring"] == "abc" and job["result"]["length"] == 3
+
+
+def test_a_redelivery_after_a_crash_mid_task_reuses_the_first_result_row(
+    settings: AppSettings, engine: Engine
+) -> None:
+    job_id, _ = jobs.create_lcs_job(
+        engine, settings, jobs.LcsInput(a="hello", b="yellow"), RecordingPublisher()
+    )
+    jobs.run_lcs_job(engine, job_id, worker="w1", delivered_via="small")
+    # Simulate a crash after the result commit but before the ack: the job is still 'running'.
+    with Session(engine) as session, session.begin():
+        session.get(LcsJob, job_id).status = "running"  # type: ignore[union-attr]
+    assert jobs.run_lcs_job(engine, job_id, worker="w2", delivered_via="small") == "computed"
+    assert count_rows(engine, LcsResult) == 1
+    job = jobs.get_job(engine, job_id)
+    assert job is not None and job["attempts"] == 2 and job["result"]["substring"] == "ello"
+
+
+def test_a_task_for_a_deleted_job_does_nothing(engine: Engine) -> None:
+    assert (
+        jobs.run_lcs_job(
+            engine, "0" * 8 + "-0000-0000-0000-" + "0" * 12, worker=None, delivered_via=None
+        )
+        == "missing"
+    )
+    assert count_rows(engine, LcsResult) == 0
+
+
+def test_stale_pending_jobs_are_republished_once(settings: AppSettings, engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        session.add(
+            LcsJob(
+                id="11111111-1111-1111-1111-111111111111",
+                queue="small",
+                status="pending",
+                a="a",
+                b="a",
+                a_length=1,
+                b_length=1,
+                attempts=0,
+                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+            )
+        )
+    publisher = RecordingPublisher()
+    republished = jobs.republish_stale_jobs(engine, publisher, older_than=dt.timedelta(minutes=1))
+    assert republished == ["11111111-1111-1111-1111-111111111111"]
+    assert jobs.republish_stale_jobs(engine, publisher, older_than=dt.timedelta(0)) == []
+    assert len(publisher.calls) == 1
+
+
+def test_record_counts_starts_and_completions_per_key(engine: Engine) -> None:
+    for key in ("run-1-0", "run-1-1", "run-1-1", "run-10-0"):
+        jobs.record_started(engine, key)
+        jobs.record_completed(engine, key)
+    jobs.record_started(engine, "run-1-2")  # started, never finished
+    summary = jobs.completion_summary(engine, "run-1-")
+    assert summary == jobs.CompletionSummary(keys_completed=2, keys_duplicated=1, executions=3)
+    with Session(engine) as session:
+        row = session.get(TaskCompletion, "run-1-1")
+        assert row is not None and (row.starts, row.executions) == (2, 2)
+
+
+def test_record_prefix_is_matched_literally(engine: Engine) -> None:
+    jobs.record_completed(engine, "a_b-1")
+    jobs.record_completed(engine, "axb-1")
+    assert jobs.completion_summary(engine, "a_b").keys_completed == 1
