@@ -365,7 +365,7 @@ def pod_spec(name: str, args: PgHoardBackupArgs) -> k8s.core.v1.PodSpecArgs:
         k8s.core.v1.VolumeArgs(
             name="config",
             secret=k8s.core.v1.SecretVolumeSourceArgs(
-                secret_name=f"{name}-config", default_mode=0o400
+                secret_name=f"{name}-config", default_mode=0o440
             ),
         ),
         k8s.core.v1.VolumeArgs(

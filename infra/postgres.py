@@ -272,7 +272,7 @@ def pod_spec(
             k8s.core.v1.VolumeArgs(
                 name="credentials",
                 secret=k8s.core.v1.SecretVolumeSourceArgs(
-                    secret_name=credentials_secret_name, default_mode=0o400
+                    secret_name=credentials_secret_name, default_mode=0o440
                 ),
             ),
             k8s.core.v1.VolumeArgs(

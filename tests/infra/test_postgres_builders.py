@@ -95,7 +95,7 @@ def test_passwords_reach_the_server_as_files_never_as_values():
     assert mounts["credentials"].mount_path == pg.SECRETS_DIR and mounts["credentials"].read_only
     volumes = {v.name: v for v in spec().template.spec.volumes}
     assert volumes["credentials"].secret.secret_name == "db-credentials"
-    assert volumes["credentials"].secret.default_mode == 0o400
+    assert volumes["credentials"].secret.default_mode == 0o440
 
 
 def test_server_runs_the_generated_config_files():
