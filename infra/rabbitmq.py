@@ -748,34 +748,27 @@ class RabbitMQCluster(pulumi.ComponentResource):
         admin_password = password("admin-password", 32)
         app_password = password("app-password", 32)
 
-        def secret(suffix: str, object_name: str, data: pulumi.Input[dict]) -> k8s.core.v1.Secret:
+        def secret(suffix: str, object_name: str,
+                   data: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+            # Each value is marked secret on its own, so the keys stay reviewable in a plan.
             return k8s.core.v1.Secret(
-                f"{name}-{suffix}",
-                metadata=metadata(object_name, names, args),
-                type="Opaque",
-                string_data=pulumi.Output.secret(data),
-                opts=child,
-            )
+                f"{name}-{suffix}", metadata=metadata(object_name, names, args), type="Opaque",
+                string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
+                opts=child)
 
-        secret("erlang-cookie", names.cookie_secret, cookie.result.apply(lambda c: {"cookie": c}))
+        secret("erlang-cookie", names.cookie_secret, {"cookie": cookie.result})
+        server_files = pulumi.Output.all(admin_password.result, app_password.result).apply(
+            lambda passwords: server_secret_data(args, *passwords))
         server_secret = secret(
-            "server-config",
-            names.server_secret,
-            pulumi.Output.all(admin_password.result, app_password.result).apply(
-                lambda passwords: server_secret_data(args, *passwords)
-            ),
-        )
+            "server-config", names.server_secret,
+            {key: server_files.apply(lambda files, key=key: files[key])
+             for key in ("default_user.conf", "definitions.json")})
         admin_secret = secret(
-            "admin",
-            names.admin_secret,
-            admin_password.result.apply(
-                lambda p: {ADMIN_USERNAME_KEY: args.admin_username, ADMIN_PASSWORD_KEY: p}
-            ),
-        )
-        url = pulumi.Output.secret(app_password.result.apply(lambda p: broker_url(names, args, p)))
-        broker_secret = secret(
-            "broker", names.broker_secret, url.apply(lambda u: {BROKER_URL_KEY: u})
-        )
+            "admin", names.admin_secret,
+            {ADMIN_USERNAME_KEY: args.admin_username, ADMIN_PASSWORD_KEY: admin_password.result})
+        url = pulumi.Output.secret(app_password.result.apply(
+            lambda p: broker_url(names, args, p)))
+        broker_secret = secret("broker", names.broker_secret, {BROKER_URL_KEY: url})
 
         data = config_map_data(names, args)
         config_map = k8s.core.v1.ConfigMap(

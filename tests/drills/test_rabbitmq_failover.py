@@ -162,18 +162,23 @@ def consume_all(cluster: LocalRabbitMQCluster, queue: str, timeout: float = 120.
     connection = _connect(cluster, live)
     try:
         channel = connection.channel()
-        empty_polls = 0
-        while empty_polls < 3:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"consuming {queue} took over {timeout} s")
-            message = channel.basic_get(queue)
-            if message is None:
-                _, remaining, _ = channel.queue_declare(queue, passive=True)
-                empty_polls = empty_polls + 1 if remaining == 0 else 0
-                time.sleep(0.2)
-                continue
+        channel.basic_qos(0, 500, False)
+
+        def on_message(message: amqp.Message) -> None:
             received.append(int(message.body))
             channel.basic_ack(message.delivery_tag)
+
+        channel.basic_consume(queue, callback=on_message)
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consuming {queue} took over {timeout} s")
+            try:
+                connection.drain_events(timeout=1.0)
+            except TimeoutError:
+                # A second without deliveries: done once the broker agrees the queue is empty.
+                _, remaining, _ = channel.queue_declare(queue, passive=True)
+                if remaining == 0:
+                    break
     finally:
         connection.close()
     return received
@@ -306,6 +311,7 @@ def test_a_rolling_restart_loses_no_confirmed_message(rabbitmq_drill_cluster):
         while not stop.is_set():
             if publisher.publish(published["next"]):
                 published["next"] += 1
+                time.sleep(0.005)
             else:
                 time.sleep(0.05)
 
