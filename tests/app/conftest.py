@@ -7,6 +7,7 @@ runs in its own process group and is killed (TERM, then KILL) at teardown, even 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -156,18 +157,12 @@ class Service:
 def stop_process(process: subprocess.Popen, *, grace: float = 5.0) -> None:
     """TERM the process group, then KILL it; never leaves a child behind."""
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=10)
 
 
