@@ -127,7 +127,7 @@ class PgHoardBackupArgs:
     """Inputs for PgHoardBackup. The connection fields come from PostgresDatabase's outputs."""
 
     namespace: pulumi.Input[str]
-    image: str
+    image: pulumi.Input[str]
     """The pghoard image built from `pghoard/Dockerfile`, pinned by tag or digest."""
     storage: GcsBackupStorage | LocalBackupStorage
     database_host: pulumi.Input[str]
@@ -156,7 +156,8 @@ class PgHoardBackupArgs:
     """Local scratch for WAL on its way to storage (an emptyDir with this size limit)."""
 
     def __post_init__(self) -> None:
-        validate_image_reference(self.image, field="PgHoardBackupArgs.image")
+        if isinstance(self.image, str):  # an Output (a freshly built image) is pinned by digest
+            validate_image_reference(self.image, field="PgHoardBackupArgs.image")
         check(
             isinstance(self.storage, GcsBackupStorage | LocalBackupStorage),
             "PgHoardBackupArgs.storage",

@@ -15,6 +15,7 @@ resources.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,9 +24,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from infra.backup import GcsBackupStorage, LocalBackupStorage, PgHoardBackupArgs
+from infra.celery import (
+    AppRuntimeArgs,
+    CpuAutoscalingArgs,
+    QueueAutoscalingArgs,
+    SecretKeyRef,
+    WorkerPoolArgs,
+)
 from infra.dns import DnsArgs, DnsRecord
+from infra.flower import FlowerArgs
 from infra.gke import AuthorizedNetwork, GkeClusterArgs, NodePoolArgs
+from infra.images import AppImageArgs, ImageBuildArgs
+from infra.keda import KedaArgs
+from infra.postgres import PostgresArgs
+from infra.rabbitmq import RabbitMQClusterArgs
+from infra.scheduler import SchedulerJobArgs
 from infra.validation import ArgsError
+from infra.web import WebAppArgs, WebIngressArgs
 
 PROJECT = "ha-celery"
 SUPPORTED_KUBERNETES_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
@@ -106,7 +122,8 @@ class _Local(_Shape):
 
 
 class _Stack(_Shape):
-    """Every `ha-celery:*` key (plus `gcp:project` / `gcp:region`)."""
+    """Every `ha-celery:*` key (plus `gcp:project` / `gcp:region`). Workload sections are
+    checked field by field against their component's Args (see ``_section``)."""
 
     platform: Literal["gcp", "local"] = "gcp"
     namespace: str = "ha-celery"
@@ -117,6 +134,17 @@ class _Stack(_Shape):
     local: _Local | None = None
     gcp_project: str | None = None
     gcp_region: str | None = None
+    image: dict[str, Any] | None = None
+    rabbitmq: dict[str, Any] | None = None
+    postgres: dict[str, Any] | None = None
+    backup: dict[str, Any] | None = None
+    workers: dict[str, dict[str, Any] | None] | None = None
+    keda: dict[str, Any] | None = None
+    web: dict[str, Any] | None = None
+    flower: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    app: dict[str, str | bool | int | float] | None = None
+    """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); YAML numbers are fine."""
 
 
 _GCP_KEYS = {"gcp_project": "gcp:project", "gcp_region": "gcp:region"}
@@ -124,6 +152,27 @@ _GCP_KEYS = {"gcp_project": "gcp:project", "gcp_region": "gcp:region"}
 
 # ---------------------------------------------------------------------------------------------
 # The validated result.
+
+# Stand-ins for values that only exist once other components are created. They are valid, so
+# the Args can be built (and every user setting checked) before any resource is registered.
+PLACEHOLDER_IMAGE = "placeholder.invalid/ha-celery:plan"
+PLACEHOLDER_SECRET = SecretKeyRef(name="placeholder", key="placeholder")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadConfig:
+    """The in-cluster part of a stack, as component Args (see StackConfig.workloads)."""
+
+    app_image: AppImageArgs
+    pghoard_image: AppImageArgs
+    rabbitmq: RabbitMQClusterArgs
+    postgres: PostgresArgs
+    backup: PgHoardBackupArgs
+    workers: dict[str, WorkerPoolArgs]
+    keda: KedaArgs | None
+    web: WebAppArgs
+    flower: FlowerArgs
+    scheduler: SchedulerJobArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +186,10 @@ class StackConfig:
     gke: GkeClusterArgs | None = None
     dns: DnsArgs | None = None
     kube_context: str | None = None
+    workloads: WorkloadConfig | None = None
+    """Everything that runs in the cluster. Fields the platform wires from other components'
+    outputs (namespace, image, Secret names, hosts) hold placeholders here and are replaced by
+    ``stacks/platform.py`` with ``dataclasses.replace`` (which validates again)."""
 
     @property
     def on_gcp(self) -> bool:
@@ -180,6 +233,9 @@ class _Problems:
             camel = ".".join(to_camel(part) for part in attribute.split("."))
             self.add(f"{key_prefix}.{camel}" if key_prefix else camel, error.value,
                      error.allowed)
+            return None
+        except ValueError as error:  # a check that has no single field (e.g. two together)
+            self.items.append(f"{key_prefix}: {error}")
             return None
 
 
@@ -228,6 +284,9 @@ def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
                 problems.add(_config_key((key,)), "set",
                              "nothing: the local stack creates no GCP resources (remove it)")
 
+    workloads = None
+    if not problems.items:
+        workloads = _workloads(raw, stack, gke, dns, problems)
     if problems.items:
         raise ConfigError(stack, problems.items)
     return StackConfig(
@@ -238,6 +297,7 @@ def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
         gke=gke,
         dns=dns,
         kube_context=raw.local.kube_context if raw.local else None,
+        workloads=workloads,
     )
 
 
@@ -329,9 +389,207 @@ def _build_dns(raw: _Stack, records: list, problems: _Problems) -> DnsArgs | Non
 
 
 # ---------------------------------------------------------------------------------------------
+# Workload sections: each YAML mapping is checked field by field against its Args' own types,
+# so a new Args field is configurable without touching this module.
+
+
+def _snake_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(key) if isinstance(key, str) else key: _snake_keys(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_snake_keys(item) for item in value]
+    return value
+
+
+def _field_type(cls: type, name: str) -> Any:
+    """The evaluated annotation of one dataclass field (annotations are strings here)."""
+    import sys
+
+    annotation = next(f.type for f in dataclasses.fields(cls) if f.name == name)
+    if not isinstance(annotation, str):
+        return annotation
+    return eval(annotation, vars(sys.modules[cls.__module__]))  # noqa: S307 - our own source
+
+
+def _section(problems: _Problems, key: str, cls: type, raw: Mapping[str, Any] | None,
+             wired: Mapping[str, Any], *, extra: tuple[str, ...] = (),
+             hidden: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """Build ``cls`` from the user's mapping at ``ha-celery:<key>`` plus the ``wired`` fields.
+
+    Returns (Args or None, the ``extra`` keys' values). Unknown keys, wrong types and values the
+    Args refuse are added to ``problems`` under their full config key."""
+    from pydantic import TypeAdapter
+
+    prefix = f"{PROJECT}:{key}"
+    settable = [f.name for f in dataclasses.fields(cls)
+                if f.name not in wired and f.name not in hidden]
+    values: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    before = len(problems.items)
+    for user_key, value in (raw or {}).items():
+        name = _snake(user_key)
+        if name in extra:
+            extras[name] = value
+            continue
+        if name not in settable:
+            allowed = ", ".join(to_camel(n) for n in (*settable, *extra))
+            problems.items.append(f"{prefix}.{user_key}: unknown setting; allowed: {allowed}")
+            continue
+        try:
+            values[name] = TypeAdapter(_field_type(cls, name)).validate_python(_snake_keys(value))
+        except ValidationError as error:
+            for item in error.errors():
+                path = "".join(f"[{p}]" if isinstance(p, int) else f".{to_camel(str(p))}"
+                               for p in item["loc"])
+                message = item["msg"].replace("Input should be ", "").replace("Value error, ", "")
+                problems.add(f"{prefix}.{user_key}{path}", item.get("input"), message.rstrip("."))
+    if len(problems.items) > before:
+        return None, extras
+    return problems.build(prefix, cls, **wired, **values), extras
+
+
+def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: GkeClusterArgs | None,
+           *, dockerfile: str, image_name: str) -> AppImageArgs | None:
+    """A pinned `ref`, or (GCP stacks, the default there) `build` into Artifact Registry."""
+    raw = dict(raw or {})
+    ref = raw.pop("ref", None)
+    build = raw.pop("build", None)
+    for unknown in raw:
+        problems.items.append(f"{PROJECT}:{key}.{unknown}: unknown setting; allowed: ref, build")
+    if ref is not None:
+        if build is not None:
+            problems.add(f"{PROJECT}:{key}", "ref and build", "one of them, not both")
+            return None
+        try:
+            return AppImageArgs(image=ref)
+        except ArgsError as error:
+            problems.add(f"{PROJECT}:{key}.ref", error.value, error.allowed)
+            return None
+    if gke is None:
+        problems.add(f"{PROJECT}:{key}.ref", None,
+                     "a pinned image reference (name:tag or name@sha256:...): the local stack "
+                     "builds nothing; build the image and load it into your cluster")
+        return None
+    build_args, _ = _section(problems, f"{key}.build", ImageBuildArgs,
+                             build if isinstance(build, dict) else {},
+                             {"project": gke.project, "location": gke.region,
+                              "context_path": ".", "dockerfile_path": dockerfile,
+                              "image_name": image_name},
+                             hidden=("reader_service_account",))
+    return AppImageArgs(build=build_args) if build_args else None
+
+
+def _env_text(value: str | bool | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs | None,
+               problems: _Problems) -> WorkloadConfig | None:
+    from app.settings import QUEUES
+
+    namespace = raw.namespace
+    app_image = _image(problems, "image", raw.image, gke, dockerfile="app/Dockerfile",
+                       image_name="app")
+    backup_raw = dict(raw.backup or {})
+    pghoard_image = _image(problems, "backup.image", backup_raw.pop("image", None), gke,
+                           dockerfile="pghoard/Dockerfile", image_name="pghoard")
+    runtime = problems.build(f"{PROJECT}:app", AppRuntimeArgs, namespace=namespace,
+                             image=PLACEHOLDER_IMAGE, broker_url=PLACEHOLDER_SECRET,
+                             database_url=PLACEHOLDER_SECRET,
+                             settings={name: _env_text(value) for name, value in
+                                       (raw.app or {}).items()})
+    rabbitmq, _ = _section(problems, "rabbitmq", RabbitMQClusterArgs, raw.rabbitmq,
+                           {"namespace": namespace, "zones": gke.zones if gke else ()})
+    postgres, _ = _section(problems, "postgres", PostgresArgs, raw.postgres,
+                           {"namespace": namespace})
+
+    storage_raw = backup_raw.pop("storage", None)
+    if gke is not None:
+        storage, _ = _section(problems, "backup.storage", GcsBackupStorage, storage_raw, {
+            "project": gke.project,
+            **({} if storage_raw and "location" in storage_raw else {"location": gke.region}),
+            **({} if storage_raw and "bucketName" in storage_raw
+               else {"bucket_name": f"{gke.project}-{stack}-pghoard"}),
+            # Follows the cluster unless set: a protected cluster keeps its backups too.
+            **({} if storage_raw and "deletionProtection" in storage_raw
+               else {"deletion_protection": gke.deletion_protection}),
+        })
+    else:
+        storage, _ = _section(problems, "backup.storage", LocalBackupStorage, storage_raw, {})
+    backup = None
+    if storage is not None and postgres is not None:
+        backup, _ = _section(problems, "backup", PgHoardBackupArgs, backup_raw, {
+            "namespace": namespace, "image": PLACEHOLDER_IMAGE, "storage": storage,
+            "database_host": "placeholder", "replication_user": "placeholder",
+            "replication_password": "placeholder", "replication_slot": "placeholder",
+            "postgres_major_version": postgres.major_version,
+        })
+
+    keda_raw = dict(raw.keda or {})
+    keda_enabled = keda_raw.pop("enabled", True)
+    if not isinstance(keda_enabled, bool):
+        problems.add(f"{PROJECT}:keda.enabled", keda_enabled, "true or false")
+        keda_enabled = False
+    keda = None
+    if keda_enabled:
+        keda, _ = _section(problems, "keda", KedaArgs, keda_raw, {"watch_namespace": namespace})
+
+    workers: dict[str, WorkerPoolArgs] = {}
+    pools = raw.workers if raw.workers is not None else {queue: {} for queue in QUEUES}
+    for queue in QUEUES:
+        if queue not in pools:
+            problems.add(f"{PROJECT}:workers", sorted(pools),
+                         f"a pool for every queue the app routes to ({', '.join(QUEUES)}); "
+                         f"'{queue}' is missing, so its tasks would never run")
+    for queue, pool_raw in pools.items():
+        if runtime is None:
+            break
+        pool, extras = _section(
+            problems, f"workers.{queue}", WorkerPoolArgs, pool_raw, {
+                "runtime": runtime, "queue": queue,
+            }, extra=("messages_per_replica", "polling_interval_seconds",
+                      "target_cpu_utilization_percent"), hidden=("autoscaling",))
+        if pool is None:
+            continue
+        if keda_enabled:
+            scaling = problems.build(f"{PROJECT}:workers.{queue}", QueueAutoscalingArgs, **_set(
+                queue_monitor_secret_name="placeholder",
+                messages_per_replica=extras.get("messages_per_replica"),
+                polling_interval_seconds=extras.get("polling_interval_seconds")))
+        else:
+            scaling = problems.build(f"{PROJECT}:workers.{queue}", CpuAutoscalingArgs, **_set(
+                target_cpu_utilization_percent=extras.get("target_cpu_utilization_percent")))
+        if scaling is not None:
+            workers[queue] = problems.build(f"{PROJECT}:workers.{queue}",
+                                            lambda **changes: dataclasses.replace(pool, **changes),
+                                            autoscaling=scaling)
+
+    ingress = None
+    if dns is not None:
+        ingress = problems.build(f"{PROJECT}:dns", WebIngressArgs,
+                                 domain=dns.domain.rstrip("."), global_address_name="placeholder")
+    web = flower = scheduler = None
+    if runtime is not None:
+        web, _ = _section(problems, "web", WebAppArgs, raw.web,
+                          {"runtime": runtime, "ingress": ingress})
+        flower, _ = _section(problems, "flower", FlowerArgs, raw.flower, {"runtime": runtime})
+        scheduler, _ = _section(problems, "scheduler", SchedulerJobArgs, raw.scheduler,
+                                {"runtime": runtime})
+    if problems.items:
+        return None
+    return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
+                          postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
+                          flower=flower, scheduler=scheduler)
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading from the Pulumi runtime.
 
-_OBJECT_KEYS = ("zones", "cluster", "dns", "local")
+_OBJECT_KEYS = ("zones", "cluster", "dns", "local", "image", "rabbitmq", "postgres", "backup",
+                "workers", "keda", "web", "flower", "scheduler", "app")
 _STRING_KEYS = ("platform", "namespace", "kubernetesVersion")
 
 

@@ -46,7 +46,7 @@ from stacks.config import PROJECT, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "[secret]"
-SECRET_PLACEHOLDER_PREFIX = "plan-secret-"
+SECRET_PLACEHOLDER_PREFIX = "plansecret"
 """Every faked secret (config secrets, generated passwords and keys) starts with this, so a
 test can search the written files for any of them."""
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -132,6 +132,11 @@ class Resource:
 def redact(value: Any) -> Any:
     """Replace every secret (and anything derived from one) by ``"[secret]"``."""
     if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        # A secret mapping (a Secret's stringData) keeps its keys, which are not secret and
+        # show what the object holds; every value is hidden.
+        if isinstance(inner, dict):
+            return {key: SECRET for key in inner}
         return SECRET
     if isinstance(value, dict):
         return {k: redact(v) for k, v in value.items()}

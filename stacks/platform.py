@@ -1,19 +1,31 @@
 """Composes one stack's platform from its validated config and exports what users need.
 
 Owns the wiring between components (which output feeds which input) and the Kubernetes provider:
-built from the GKE kubeconfig on GCP stacks, from the current kubeconfig context on `local`.
-Does not read config (``stacks/config.py`` does) and holds no resource settings of its own.
+built from the GKE kubeconfig on GCP stacks, from a kubeconfig context on `local`. Does not read
+config (``stacks/config.py`` does) and holds no resource settings of its own: every value comes
+from a component's Args, either set in the stack file or the Args default.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.backup import PgHoardBackup
+from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
 from infra.dns import PublicDns
+from infra.flower import Flower
 from infra.gke import GkeCluster
+from infra.images import AppImage
+from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
-from stacks.config import StackConfig
+from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
+from infra.rabbitmq import BROKER_URL_KEY, RabbitMQCluster
+from infra.scheduler import SchedulerJob
+from infra.web import WebApp
+from stacks.config import StackConfig, WorkloadConfig
 
 
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
@@ -23,12 +35,13 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
             "kubernetes",
             kubeconfig=gke.kubeconfig,
             # Server-side apply reports field conflicts instead of silently overwriting edits
-            # made by controllers (HPA/KEDA replica counts, for instance).
+            # made by controllers (KEDA/HPA replica counts, for instance).
             enable_server_side_apply=True,
         )
-    # local: no kubeconfig passed, so the provider uses ~/.kube/config (or $KUBECONFIG) and the
-    # named context, or the current one.
-    return k8s.Provider("kubernetes", context=config.kube_context, enable_server_side_apply=True)
+    # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
+    # uses the named context, or the current one.
+    return k8s.Provider("kubernetes", context=config.kube_context,
+                        enable_server_side_apply=True)
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Output]:
@@ -47,11 +60,71 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
             outputs["ds_record"] = dns.ds_record
 
     provider = kubernetes_provider(config, gke)
-    k8s_opts = pulumi.ResourceOptions(provider=provider)
     namespace = PlatformNamespace(
-        "platform", PlatformNamespaceArgs(name=config.namespace), opts=k8s_opts)
+        "platform", PlatformNamespaceArgs(name=config.namespace),
+        opts=pulumi.ResourceOptions(provider=provider))
     outputs["namespace"] = namespace.name
+    if config.workloads is not None:
+        # Everything in the namespace waits for it (names are plain strings, so the dependency
+        # has to be explicit).
+        in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+        outputs.update(build_workloads(config, config.workloads, dns, in_namespace))
 
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
+
+
+def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicDns | None,
+                    opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output]:
+    """The broker, the database and its backups, and the Celery workload wired to them."""
+    replace = dataclasses.replace
+    rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
+    postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
+
+    pghoard_image = AppImage("pghoard-image", workloads.pghoard_image)
+    backup = PgHoardBackup("backup", replace(
+        workloads.backup,
+        image=pghoard_image.image_ref,
+        database_host=postgres.host,
+        replication_user=postgres.backup_user,
+        replication_password=postgres.backup_password,
+        replication_slot=postgres.replication_slot,
+    ), opts=opts)
+
+    app_image = AppImage("app-image", workloads.app_image)
+    runtime = AppRuntimeArgs(
+        namespace=config.namespace,
+        image=app_image.image_ref,
+        broker_url=SecretKeyRef(name=rabbitmq.broker_secret_name, key=BROKER_URL_KEY),
+        database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
+        settings=workloads.web.runtime.settings,
+    )
+
+    keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
+        provider=opts.provider)) if workloads.keda else None
+    for queue, pool in workloads.workers.items():
+        scaling = pool.autoscaling
+        if isinstance(scaling, QueueAutoscalingArgs):
+            assert keda is not None
+            scaling = replace(scaling, queue_monitor_secret_name=rabbitmq.queue_monitor_secret_name,
+                              depends_on=(keda.release,))
+        WorkerPool(f"worker-{queue}", replace(pool, runtime=runtime, autoscaling=scaling),
+                   opts=opts)
+
+    ingress = workloads.web.ingress
+    if ingress is not None and dns is not None:
+        ingress = replace(ingress, global_address_name=dns.address_name)
+    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress), opts=opts)
+    flower = Flower("flower", replace(workloads.flower, runtime=runtime), opts=opts)
+    SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime), opts=opts)
+
+    return {
+        "app_image": app_image.image_ref,
+        "web_url": web.url,
+        "flower_service": flower.service_name,
+        "rabbitmq_service": rabbitmq.client_service_name,
+        "rabbitmq_admin_secret": rabbitmq.admin_secret_name,
+        "database_service": postgres.service_name,
+        "backup_bucket": backup.bucket_name,
+    }
