@@ -429,7 +429,9 @@ def definitions(
                 "name": POISON_POLICY_NAME,
                 # Every quorum queue except the dead-letter queue itself (no DLX loop).
                 "pattern": f"^(?!{re.escape(poison.dead_letter_queue)}$).*",
-                "apply-to": "quorum_queues",
+                # Queue-type targets appeared in 3.12; 3.10 aborts the whole definitions import
+                # (queues, bindings too) on an unknown value, logging nothing.
+                "apply-to": "quorum_queues" if version.at_least(3, 12) else "queues",
                 "priority": 0,
                 "definition": {
                     # A message redelivered this often (worker crash loop) is moved aside

@@ -31,13 +31,15 @@ from drills.rabbitmq_cluster import (
     LocalRabbitMQCluster,
     installed_version,
 )
+from infra.rabbitmq_config import PoisonMessagePolicy
 
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def rabbitmq_drill_cluster():
-    cluster = LocalRabbitMQCluster(size=3)
+    # A low delivery limit keeps the poison-message check short; everything else is the default.
+    cluster = LocalRabbitMQCluster(size=3, poison=PoisonMessagePolicy(delivery_limit=3))
     try:
         with cluster:
             print(f"\n[rabbitmq drill] RabbitMQ {cluster.version} (Debian package), "
@@ -201,6 +203,41 @@ def test_drill_runs_the_machine_rabbitmq_version_it_reports(rabbitmq_drill_clust
     assert cluster.version == installed_version()
     # The generated definitions replaced guest: only the admin and the application user exist.
     assert "guest" not in cluster.users()
+    # The definitions were imported completely (3.10 silently stops at the first bad policy).
+    assert cluster.queue_type(cluster.poison.dead_letter_queue) == "quorum"
+
+
+def test_a_message_redelivered_past_the_limit_is_dead_lettered(rabbitmq_drill_cluster):
+    cluster = rabbitmq_drill_cluster
+    queue = declare_queue(cluster, cluster.nodes[0].name)
+    connection = _connect(cluster, cluster.nodes[0].name)
+    try:
+        channel = connection.channel()
+        channel.confirm_select()
+        channel.basic_publish(amqp.Message("poison", delivery_mode=2), routing_key=queue)
+        rejections = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = channel.basic_get(queue)
+            if message is None:
+                _, remaining, _ = channel.queue_declare(queue, passive=True)
+                if remaining == 0 and rejections:
+                    break
+                time.sleep(0.1)
+                continue
+            # What a worker killed mid-task amounts to: the message goes back, again and again.
+            channel.basic_reject(message.delivery_tag, requeue=True)
+            rejections += 1
+        dead = None
+        while dead is None and time.monotonic() < deadline:
+            dead = channel.basic_get(cluster.poison.dead_letter_queue)
+            time.sleep(0.1)
+    finally:
+        connection.close()
+    print(f"[rabbitmq drill] poison message dead-lettered after {rejections} deliveries "
+          f"(delivery limit {cluster.poison.delivery_limit})")
+    assert dead is not None and dead.body == "poison"
+    assert rejections == cluster.poison.delivery_limit + 1
 
 
 def test_killing_the_queue_leader_loses_no_confirmed_message(rabbitmq_drill_cluster):

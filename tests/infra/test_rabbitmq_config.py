@@ -230,10 +230,16 @@ def test_only_admin_is_an_administrator_and_both_users_get_the_vhost():
     assert "guest" not in tags
 
 
+@pytest.mark.parametrize("version,target", [("3.10.8", "queues"), ("3.13.7", "quorum_queues"),
+                                            ("4.3.4", "quorum_queues")])
+def test_poison_policy_targets_quorum_queues_where_the_version_can_say_so(version, target):
+    [policy] = make_definitions(version)["policies"]
+    assert policy["apply-to"] == target
+
+
 def test_poison_policy_dead_letters_after_the_delivery_limit_at_least_once():
     document = make_definitions()
     [policy] = document["policies"]
-    assert policy["apply-to"] == "quorum_queues"
     assert policy["definition"] == {
         "delivery-limit": 7, "dead-letter-exchange": "dead-letter",
         "dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
