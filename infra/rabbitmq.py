@@ -52,6 +52,8 @@ CLI_PORT_RANGE = (35672, 35682)
 
 BROKER_URL_KEY = "broker_url"
 """Key in the `broker_secret_name` Secret holding Celery's `;`-separated failover list."""
+QUEUE_MONITOR_URL_KEY = "host"
+"""Key in the `queue_monitor_secret_name` Secret: management-API URL with the monitor user."""
 ADMIN_USERNAME_KEY = "username"
 ADMIN_PASSWORD_KEY = "password"  # noqa: S105 (a key name)
 
@@ -107,6 +109,11 @@ class RabbitMQClusterArgs:
     vhost: str = "celery"
     app_username: str = "celery"
     admin_username: str = "admin"
+    monitor_username: str = "queue-monitor"
+    """Read-only `monitoring` user for queue-depth autoscaling (management API)."""
+    management_client_namespaces: tuple[str, ...] = ()
+    """Other namespaces whose pods may reach management (15672) and metrics (15692), e.g.
+    KEDA's (queue-depth autoscaling) or Prometheus'. The platform's own namespace always may."""
     delivery_limit: int = 20
     """Redeliveries before a message is dead-lettered (a task that crashes its worker)."""
     dead_letter_queue: str = "dead-letter"
@@ -195,7 +202,7 @@ class RabbitMQClusterArgs:
             self.storage_class,
             "None or a StorageClass name",
         )
-        for name in ("app_username", "admin_username"):
+        for name in ("app_username", "admin_username", "monitor_username"):
             value = getattr(self, name)
             check(
                 bool(_USERNAME.match(value)) and value != "guest",
@@ -208,6 +215,18 @@ class RabbitMQClusterArgs:
             f"{cls}.app_username",
             self.app_username,
             "a name different from admin_username",
+        )
+        check(
+            self.monitor_username not in (self.app_username, self.admin_username),
+            f"{cls}.monitor_username",
+            self.monitor_username,
+            "a name different from app_username and admin_username",
+        )
+        check(
+            all(_DNS_LABEL.match(namespace) for namespace in self.management_client_namespaces),
+            f"{cls}.management_client_namespaces",
+            self.management_client_namespaces,
+            "namespace names (DNS labels)",
         )
         check(
             bool(self.vhost) and "\n" not in self.vhost,
@@ -271,6 +290,7 @@ class ObjectNames:
     cookie_secret: str = field(init=False)
     admin_secret: str = field(init=False)
     broker_secret: str = field(init=False)
+    queue_monitor_secret: str = field(init=False)
     service_account: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +309,7 @@ class ObjectNames:
             ("cookie_secret", "-erlang-cookie"),
             ("admin_secret", "-admin"),
             ("broker_secret", "-broker"),
+            ("queue_monitor_secret", "-queue-monitor"),
             ("service_account", "-server"),
         ):
             object.__setattr__(self, attribute, self.base + suffix)
@@ -357,7 +378,7 @@ def config_map_data(names: ObjectNames, args: RabbitMQClusterArgs) -> dict[str, 
 
 
 def server_secret_data(
-    args: RabbitMQClusterArgs, admin_password: str, app_password: str
+    args: RabbitMQClusterArgs, admin_password: str, app_password: str, monitor_password: str
 ) -> dict[str, str]:
     """Secret runtime files: the default (admin) user snippet and the definitions."""
     return {
@@ -370,8 +391,19 @@ def server_secret_data(
             app_username=args.app_username,
             app_password=app_password,
             poison=args.poison_policy,
+            monitor_username=args.monitor_username,
+            monitor_password=monitor_password,
         ),
     }
+
+
+def queue_monitor_url(names: ObjectNames, args: RabbitMQClusterArgs, password: str) -> str:
+    """Management-API URL for KEDA's RabbitMQ scaler (protocol http), via the client Service."""
+    user = urllib.parse.quote(args.monitor_username, safe="")
+    secret = urllib.parse.quote(password, safe="")
+    vhost = urllib.parse.quote(args.vhost, safe="")
+    host = f"{names.client_service}.{args.namespace}.svc.cluster.local"
+    return f"http://{user}:{secret}@{host}:{MANAGEMENT_PORT}/{vhost}"
 
 
 def broker_urls(names: ObjectNames, args: RabbitMQClusterArgs, app_password: str) -> list[str]:
@@ -669,7 +701,8 @@ def pod_disruption_budget_spec(names: ObjectNames) -> k8s.policy.v1.PodDisruptio
     )
 
 
-def network_policy_spec(names: ObjectNames) -> k8s.networking.v1.NetworkPolicySpecArgs:
+def network_policy_spec(names: ObjectNames,
+                        args: RabbitMQClusterArgs) -> k8s.networking.v1.NetworkPolicySpecArgs:
     """Ingress allow-list; anything not listed (including from outside the cluster) is dropped."""
     platform_pods = k8s.networking.v1.NetworkPolicyPeerArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
@@ -679,6 +712,13 @@ def network_policy_spec(names: ObjectNames) -> k8s.networking.v1.NetworkPolicySp
     rabbitmq_pods = k8s.networking.v1.NetworkPolicyPeerArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(names))
     )
+
+    management_peers = [platform_pods] + [
+        k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": namespace}))
+        for namespace in args.management_client_namespaces
+    ]
 
     def tcp(port: int, end_port: int | None = None) -> k8s.networking.v1.NetworkPolicyPortArgs:
         return k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port, end_port=end_port)
@@ -695,7 +735,7 @@ def network_policy_spec(names: ObjectNames) -> k8s.networking.v1.NetworkPolicySp
                 ports=[tcp(EPMD_PORT), tcp(DISTRIBUTION_PORT), tcp(*CLI_PORT_RANGE)],
             ),
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                from_=[platform_pods], ports=[tcp(MANAGEMENT_PORT), tcp(PROMETHEUS_PORT)]
+                from_=management_peers, ports=[tcp(MANAGEMENT_PORT), tcp(PROMETHEUS_PORT)]
             ),
         ],
     )
@@ -729,6 +769,9 @@ class RabbitMQCluster(pulumi.ComponentResource):
     """Headless Service giving every pod a stable DNS name."""
     admin_secret_name: pulumi.Output[str]
     """Kubernetes Secret with the administrator's `username` and `password`."""
+    queue_monitor_secret_name: pulumi.Output[str]
+    """Kubernetes Secret with the monitor user's management-API URL under QUEUE_MONITOR_URL_KEY
+    (KEDA's RabbitMQ scaler, protocol http)."""
     statefulset_name: pulumi.Output[str]
 
     def __init__(
@@ -747,6 +790,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         cookie = password("erlang-cookie", 64)
         admin_password = password("admin-password", 32)
         app_password = password("app-password", 32)
+        monitor_password = password("monitor-password", 32)
 
         def secret(suffix: str, object_name: str,
                    data: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
@@ -757,7 +801,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
                 opts=child)
 
         secret("erlang-cookie", names.cookie_secret, {"cookie": cookie.result})
-        server_files = pulumi.Output.all(admin_password.result, app_password.result).apply(
+        server_files = pulumi.Output.all(admin_password.result, app_password.result,
+                                         monitor_password.result).apply(
             lambda passwords: server_secret_data(args, *passwords))
         server_secret = secret(
             "server-config", names.server_secret,
@@ -769,6 +814,10 @@ class RabbitMQCluster(pulumi.ComponentResource):
         url = pulumi.Output.secret(app_password.result.apply(
             lambda p: broker_url(names, args, p)))
         broker_secret = secret("broker", names.broker_secret, {BROKER_URL_KEY: url})
+        monitor_secret = secret(
+            "queue-monitor", names.queue_monitor_secret,
+            {QUEUE_MONITOR_URL_KEY: monitor_password.result.apply(
+                lambda p: queue_monitor_url(names, args, p))})
 
         data = config_map_data(names, args)
         config_map = k8s.core.v1.ConfigMap(
@@ -833,7 +882,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata=metadata(names.base, names, args),
-            spec=network_policy_spec(names),
+            spec=network_policy_spec(names, args),
             opts=child,
         )
 
@@ -843,6 +892,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         self.headless_service_name = headless.metadata.name
         self.admin_secret_name = admin_secret.metadata.name
         self.statefulset_name = statefulset.metadata.name
+        self.queue_monitor_secret_name = monitor_secret.metadata.name
         self.register_outputs(
             {
                 "broker_url": self.broker_url,
@@ -851,5 +901,6 @@ class RabbitMQCluster(pulumi.ComponentResource):
                 "headless_service_name": self.headless_service_name,
                 "admin_secret_name": self.admin_secret_name,
                 "statefulset_name": self.statefulset_name,
+                "queue_monitor_secret_name": self.queue_monitor_secret_name,
             }
         )

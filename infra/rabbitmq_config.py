@@ -332,6 +332,7 @@ def _check_credential(what: str, value: str) -> None:
 
 ADMIN_TAGS = ("administrator",)
 APPLICATION_TAGS: tuple[str, ...] = ()
+MONITOR_TAGS = ("monitoring",)
 POISON_POLICY_NAME = "poison-messages"
 
 
@@ -383,11 +384,24 @@ def definitions(
     app_username: str,
     app_password: str,
     poison: PoisonMessagePolicy,
+    monitor_username: str | None = None,
+    monitor_password: str | None = None,
 ) -> dict:
-    """The definitions document imported at every boot (it holds password hashes: a Secret)."""
+    """The definitions document imported at every boot (it holds password hashes: a Secret).
+
+    The optional monitor user (tag `monitoring`, read-only on the vhost) is what an autoscaler
+    uses to read queue depths from the management API.
+    """
     check_supported(version)
-    if admin_username == app_username:
-        raise ValueError("admin and application users must differ")
+    user_names = [admin_username, app_username] + ([monitor_username] if monitor_username else [])
+    if len(set(user_names)) != len(user_names):
+        raise ValueError("admin, application and monitor users must differ")
+    accounts = [(admin_username, admin_password, ADMIN_TAGS),
+                (app_username, app_password, APPLICATION_TAGS)]
+    if monitor_username is not None:
+        if not monitor_password:
+            raise ValueError("monitor_password is required with monitor_username")
+        accounts.append((monitor_username, monitor_password, MONITOR_TAGS))
     users = [
         {
             "name": name,
@@ -395,10 +409,7 @@ def definitions(
             "hashing_algorithm": "rabbit_password_hashing_sha256",
             "tags": list(tags),
         }
-        for name, password, tags in (
-            (admin_username, admin_password, ADMIN_TAGS),
-            (app_username, app_password, APPLICATION_TAGS),
-        )
+        for name, password, tags in accounts
     ]
     everything = {"configure": ".*", "write": ".*", "read": ".*"}
     return {
@@ -419,7 +430,8 @@ def definitions(
         "permissions": [
             {"user": admin_username, "vhost": vhost, **everything},
             {"user": app_username, "vhost": vhost, **everything},
-        ],
+        ] + ([{"user": monitor_username, "vhost": vhost, "configure": "^$", "write": "^$",
+               "read": ".*"}] if monitor_username else []),
         "topic_permissions": [],
         "parameters": [],
         "global_parameters": [],

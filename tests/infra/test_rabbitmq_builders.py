@@ -197,7 +197,7 @@ def test_peer_discovery_role_only_reads_endpoints():
 
 # --------------------------------------------------------------------------------- secrets
 
-PASSWORDS = ("Admin0Password0Value", "App0Password0Value")
+PASSWORDS = ("Admin0Password0Value", "App0Password0Value", "Monitor0Password0Value")
 
 
 def test_no_secret_value_reaches_the_configmap_or_the_pod_spec(spec):
@@ -249,7 +249,7 @@ def test_disruption_budget_allows_one_pod_down():
 
 
 def _rules():
-    policy = rabbitmq.network_policy_spec(NAMES)
+    policy = rabbitmq.network_policy_spec(NAMES, ARGS)
     assert policy.policy_types == ["Ingress"]
     assert policy.pod_selector.match_labels == POD_SELECTOR
     return {
@@ -272,8 +272,24 @@ def test_management_and_metrics_are_open_only_to_platform_pods():
         {label_names.PART_OF_KEY: label_names.PART_OF}]
 
 
+def test_management_can_be_opened_to_named_namespaces_only():
+    args = RabbitMQClusterArgs(namespace="ha-celery", management_client_namespaces=("keda",))
+    policy = rabbitmq.network_policy_spec(NAMES, args)
+    management = next(rule for rule in policy.ingress if rule.ports[0].port == 15672)
+    [platform, keda] = management.from_
+    assert platform.pod_selector.match_labels == {label_names.PART_OF_KEY: label_names.PART_OF}
+    assert keda.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "keda"}
+    amqp = next(rule for rule in policy.ingress if rule.ports[0].port == 5672)
+    assert all(peer.namespace_selector is None for peer in amqp.from_)
+
+
+def test_queue_monitor_url_points_at_the_management_api_of_the_client_service():
+    url = rabbitmq.queue_monitor_url(NAMES, ARGS, "pw")
+    assert url == ("http://queue-monitor:pw@rabbitmq.ha-celery.svc.cluster.local:15672/celery")
+
+
 def test_every_ingress_rule_names_its_peers():
-    policy = rabbitmq.network_policy_spec(NAMES)
+    policy = rabbitmq.network_policy_spec(NAMES, ARGS)
     for rule in policy.ingress:
         assert rule.from_, "an ingress rule without 'from' admits every source"
         for peer in rule.from_:
@@ -291,6 +307,7 @@ def test_every_ingress_rule_names_its_peers():
     ("memory_high_watermark_ratio", 0.95, "0.2 and 0.8"),
     ("cpu_request", "lots", "CPU"), ("zones", ("a", "a"), "distinct"),
     ("app_username", "guest", "not 'guest'"), ("admin_username", "celery", "different"),
+    ("monitor_username", "admin", "different"), ("management_client_namespaces", ("K",), "DNS"),
     ("delivery_limit", 0, "1..1000"), ("prestop_quorum_wait_seconds", 604800, "bounded"),
     ("namespace", "Ha_Celery", "DNS label"),
 ])

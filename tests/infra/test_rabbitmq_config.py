@@ -216,6 +216,16 @@ def test_password_hash_is_rabbitmq_sha256_format_and_no_plain_password_is_stored
     assert app["tags"] == []
 
 
+def test_monitor_user_only_reads_and_has_the_monitoring_tag():
+    document = make_definitions(monitor_username="queue-monitor", monitor_password="m-pw")
+    tags = {user["name"]: user["tags"] for user in document["users"]}
+    assert tags["queue-monitor"] == ["monitoring"]
+    [permission] = [p for p in document["permissions"] if p["user"] == "queue-monitor"]
+    assert (permission["configure"], permission["write"], permission["read"]) == ("^$", "^$", ".*")
+    with pytest.raises(ValueError, match="must differ"):
+        make_definitions(monitor_username="admin", monitor_password="m-pw")
+
+
 def test_password_hash_is_stable_for_the_same_credentials():
     assert make_definitions()["users"] == make_definitions()["users"]
     assert make_definitions()["users"] != make_definitions(app_password="other")["users"]
