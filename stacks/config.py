@@ -450,7 +450,8 @@ def _section(problems: _Problems, key: str, cls: type, raw: Mapping[str, Any] | 
 
 
 def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: GkeClusterArgs | None,
-           *, dockerfile: str, image_name: str) -> AppImageArgs | None:
+           *, dockerfile: str, image_name: str,
+           repository_id: str | None = None) -> AppImageArgs | None:
     """A pinned `ref`, or (GCP stacks, the default there) `build` into Artifact Registry."""
     raw = dict(raw or {})
     ref = raw.pop("ref", None)
@@ -471,8 +472,11 @@ def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: Gk
                      "a pinned image reference (name:tag or name@sha256:...): the local stack "
                      "builds nothing; build the image and load it into your cluster")
         return None
-    build_args, _ = _section(problems, f"{key}.build", ImageBuildArgs,
-                             build if isinstance(build, dict) else {},
+    build = dict(build) if isinstance(build, dict) else {}
+    if repository_id and "repositoryId" not in build:
+        # Each image gets its own repository: two components may not own one repository.
+        build["repositoryId"] = repository_id
+    build_args, _ = _section(problems, f"{key}.build", ImageBuildArgs, build,
                              {"project": gke.project, "location": gke.region,
                               "context_path": ".", "dockerfile_path": dockerfile,
                               "image_name": image_name},
@@ -495,14 +499,26 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
                        image_name="app")
     backup_raw = dict(raw.backup or {})
     pghoard_image = _image(problems, "backup.image", backup_raw.pop("image", None), gke,
-                           dockerfile="pghoard/Dockerfile", image_name="pghoard")
+                           dockerfile="pghoard/Dockerfile", image_name="pghoard",
+                           repository_id="ha-celery-pghoard")
     runtime = problems.build(f"{PROJECT}:app", AppRuntimeArgs, namespace=namespace,
                              image=PLACEHOLDER_IMAGE, broker_url=PLACEHOLDER_SECRET,
                              database_url=PLACEHOLDER_SECRET,
                              settings={name: _env_text(value) for name, value in
                                        (raw.app or {}).items()})
-    rabbitmq, _ = _section(problems, "rabbitmq", RabbitMQClusterArgs, raw.rabbitmq,
-                           {"namespace": namespace, "zones": gke.zones if gke else ()})
+    keda_raw = dict(raw.keda or {})
+    keda_enabled = keda_raw.pop("enabled", True)
+    if not isinstance(keda_enabled, bool):
+        problems.add(f"{PROJECT}:keda.enabled", keda_enabled, "true or false")
+        keda_enabled = False
+    keda = None
+    if keda_enabled:
+        keda, _ = _section(problems, "keda", KedaArgs, keda_raw, {"watch_namespace": namespace})
+
+    rabbitmq, _ = _section(problems, "rabbitmq", RabbitMQClusterArgs, raw.rabbitmq, {
+        "namespace": namespace, "zones": gke.zones if gke else (),
+        # KEDA's operator reads queue depth from the management API, from its own namespace.
+        "management_client_namespaces": (keda.namespace,) if keda else ()})
     postgres, _ = _section(problems, "postgres", PostgresArgs, raw.postgres,
                            {"namespace": namespace})
 
@@ -527,15 +543,6 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
             "replication_password": "placeholder", "replication_slot": "placeholder",
             "postgres_major_version": postgres.major_version,
         })
-
-    keda_raw = dict(raw.keda or {})
-    keda_enabled = keda_raw.pop("enabled", True)
-    if not isinstance(keda_enabled, bool):
-        problems.add(f"{PROJECT}:keda.enabled", keda_enabled, "true or false")
-        keda_enabled = False
-    keda = None
-    if keda_enabled:
-        keda, _ = _section(problems, "keda", KedaArgs, keda_raw, {"watch_namespace": namespace})
 
     workers: dict[str, WorkerPoolArgs] = {}
     pools = raw.workers if raw.workers is not None else {queue: {} for queue in QUEUES}

@@ -100,13 +100,17 @@ def test_gcp_stack_requires_project_region_and_zones():
         "gcp:project", "gcp:region", "ha-celery:zones"}
 
 
+LOCAL = {"platform": "local", "image": {"ref": "ha-celery/app:1.0"},
+         "backup": {"image": {"ref": "ha-celery/pghoard:1.0"}}}
+
+
 def test_local_stack_refuses_gcp_settings():
-    [problem] = problems_of({"platform": "local", "dns": {"domain": "a.example."}})
+    [problem] = problems_of({**LOCAL, "dns": {"domain": "a.example."}})
     assert problem.startswith("ha-celery:dns") and "local stack creates no GCP" in problem
 
 
 def test_local_stack_takes_the_kube_context():
-    config = parse({"platform": "local", "local": {"kubeContext": "kind-x"}}, "local")
+    config = parse({**LOCAL, "local": {"kubeContext": "kind-x"}}, "local")
     assert (config.on_gcp, config.gke, config.kube_context) == (False, None, "kind-x")
 
 
@@ -125,3 +129,82 @@ def test_unknown_top_level_key_in_stack_file_is_reported():
     with pytest.raises(ConfigError) as caught:
         plan_engine.evaluate("dev", overrides={"ha-celery:clustr": {}})
     assert caught.value.problems[0].startswith("ha-celery:clustr: unknown setting")
+
+
+# --- workload sections ------------------------------------------------------------------------
+
+
+def test_gcp_stack_builds_images_by_default_and_local_needs_pinned_refs():
+    config = parse(GCP, "test")
+    assert config.workloads.app_image.build.dockerfile_path == "app/Dockerfile"
+    assert config.workloads.pghoard_image.build.dockerfile_path == "pghoard/Dockerfile"
+    problems = problems_of({"platform": "local"})
+    assert [p.split(":")[1] for p in problems] == ["image.ref", "backup.image.ref"]
+
+
+def test_every_app_queue_gets_a_worker_pool_by_default():
+    config = parse(GCP, "test")
+    assert sorted(config.workloads.workers) == ["default", "large", "small"]
+
+
+def test_a_queue_without_a_pool_is_refused():
+    problems = problems_of({**GCP, "workers": {"small": {}, "large": {}}})
+    assert problems == [
+        "ha-celery:workers: got ['large', 'small']; expected a pool for every queue the app "
+        "routes to (default, small, large); 'default' is missing, so its tasks would never run"]
+
+
+def test_worker_settings_are_checked_against_the_pool_args():
+    problems = problems_of({**GCP, "workers": {"default": {}, "large": {},
+                                               "small": {"concurency": 4}}})
+    assert problems[0].startswith("ha-celery:workers.small.concurency: unknown setting; "
+                                  "allowed: concurrency,")
+
+
+def test_nested_worker_resources_are_validated():
+    [problem] = problems_of({**GCP, "workers": {"default": {}, "large": {}, "small": {
+        "resources": {"memoryRequest": "2Gi", "memoryLimit": "1Gi"}}}})
+    assert problem.startswith("ha-celery:workers.small.resources")
+    assert "memory_request (2Gi)" in problem
+
+
+def test_even_rabbitmq_replica_count_is_refused():
+    [problem] = problems_of({**GCP, "rabbitmq": {"replicas": 4}})
+    assert problem == "ha-celery:rabbitmq.replicas: got 4; expected an odd number: 1, 3, 5 or 7"
+
+
+def test_wrong_types_are_named_with_their_key():
+    [problem] = problems_of({**GCP, "postgres": {"memoryMib": "lots"}})
+    assert problem.startswith("ha-celery:postgres.memoryMib: got 'lots'; expected a valid integer")
+
+
+def test_keda_on_by_default_scales_on_queue_depth_and_off_falls_back_to_cpu():
+    from infra.celery import CpuAutoscalingArgs, QueueAutoscalingArgs
+
+    on = parse(GCP, "test").workloads
+    assert all(isinstance(p.autoscaling, QueueAutoscalingArgs) for p in on.workers.values())
+    assert on.rabbitmq.management_client_namespaces == ("keda",)
+    off = parse({**GCP, "keda": {"enabled": False}}, "test").workloads
+    assert off.keda is None
+    assert all(isinstance(p.autoscaling, CpuAutoscalingArgs) for p in off.workers.values())
+
+
+def test_messages_per_replica_reaches_the_scaler():
+    config = parse({**GCP, "workers": {"default": {}, "large": {},
+                                       "small": {"messagesPerReplica": 40}}}, "test")
+    assert config.workloads.workers["small"].autoscaling.messages_per_replica == 40
+
+
+def test_backup_bucket_follows_the_clusters_deletion_protection():
+    dev = parse({**GCP, "cluster": {"deletionProtection": False}}, "dev").workloads
+    assert dev.backup.storage.deletion_protection is False
+    assert dev.backup.storage.bucket_name == "ha-celery-test-dev-pghoard"
+    prod = parse(GCP, "prod").workloads
+    assert prod.backup.storage.deletion_protection is True
+
+
+def test_app_settings_accept_yaml_numbers_and_refuse_credentials():
+    config = parse({**GCP, "app": {"LCS_LARGE_THRESHOLD": 5000}}, "test")
+    assert config.workloads.web.runtime.settings == {"LCS_LARGE_THRESHOLD": "5000"}
+    [problem] = problems_of({**GCP, "app": {"EXTRA_URL": "postgresql://u:secret@db/x"}})
+    assert problem.startswith("ha-celery:app.settings") and "secret" not in problem

@@ -91,11 +91,13 @@ def test_prod_zone_is_signed_and_has_the_seed_records(prod):
     assert kinds == ["A", "A", "CAA", "CNAME", "MX", "TXT"]
 
 
-def test_platform_namespace_enforces_restricted_pod_security(plans):
+def test_every_namespace_enforces_restricted_pod_security(plans):
     for plan in plans.values():
-        [namespace] = plan.kinds("Namespace")
-        labels = namespace["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        namespaces = plan.kinds("Namespace")
+        assert "ha-celery" in {n["metadata"]["name"] for n in namespaces}
+        for namespace in namespaces:
+            labels = namespace["metadata"]["labels"]
+            assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_namespaced_objects_live_in_the_platform_namespace(plans):
