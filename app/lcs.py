@@ -26,9 +26,6 @@ import pydivsufsort
 
 __all__ = ["longest_common_substring", "longest_common_substring_reference"]
 
-_CODE_POINTS = 0x110000
-
-
 def _code_points(text: str) -> np.ndarray:
     """The code points of ``text`` as uint32, without a Python-level loop."""
     # surrogatepass: a Python str may hold lone surrogates (e.g. from os.fsdecode); they are
@@ -39,22 +36,30 @@ def _code_points(text: str) -> np.ndarray:
 def _dense_symbols(a_points: np.ndarray, b_points: np.ndarray) -> np.ndarray:
     """``a + [0] + b`` with code points renumbered 1..k, in the smallest unsigned dtype."""
     both = np.concatenate((a_points, b_points))
-    # A lookup table over the whole code space is linear time (np.unique would sort) and costs
-    # 4.4 MiB, well under the per-character memory of the suffix array itself.
-    present = np.zeros(_CODE_POINTS, dtype=np.bool_)
-    present[both] = True
-    ranks = np.cumsum(present, dtype=np.uint32)  # rank of each present code point, from 1
-    alphabet_size = int(ranks[-1])
+    table_size = int(both.max()) + 1
+    if table_size <= 4 * len(both) + 65_536:
+        # A lookup table up to the largest code point is linear time (no sort) and small
+        # compared with the suffix array: the usual case (text below U+10000 or long input).
+        present = np.zeros(table_size, dtype=np.bool_)
+        present[both] = True
+        ranks = np.cumsum(present, dtype=np.uint32)  # rank of each present code point, from 1
+        alphabet_size = int(ranks[-1])
+        dense = ranks[both]
+    else:
+        # Few characters spread over the code space (e.g. one emoji in a short text): sort.
+        alphabet, inverse = np.unique(both, return_inverse=True)
+        alphabet_size = len(alphabet)
+        dense = inverse.astype(np.uint32) + 1
     if alphabet_size < 2**8:
         dtype = np.uint8
     elif alphabet_size < 2**16:
         dtype = np.uint16
     else:
         dtype = np.uint32
-    symbols = np.empty(len(a_points) + 1 + len(b_points), dtype=dtype)
-    symbols[: len(a_points)] = ranks[a_points]
+    symbols = np.empty(len(both) + 1, dtype=dtype)
+    symbols[: len(a_points)] = dense[: len(a_points)]
     symbols[len(a_points)] = 0
-    symbols[len(a_points) + 1 :] = ranks[b_points]
+    symbols[len(a_points) + 1 :] = dense[len(a_points) :]
     return symbols
 
 

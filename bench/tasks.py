@@ -1,0 +1,189 @@
+"""Task throughput end to end: ``.venv/bin/python -m bench.tasks [--items N]``.
+
+Starts a real prefork worker (``--concurrency 2``) on a private vhost of the local RabbitMQ,
+with the production settings (quorum queues, confirms, late acks, prefetch 1), and measures
+items per second from the first publish until the queue is drained, for the same number of
+items sent three ways:
+
+- per item: one ``noop`` task per item;
+- batched: one ``noop_batch`` task per ``--chunk-size`` items (the task loops over its list);
+- Celery chunks: ``noop.chunks(items, chunk_size)`` (one message per chunk, but Celery calls the
+  task once per item inside it).
+
+Numbers, not pass/fail. The vhost and the worker are removed at the end, even on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from app.celery_app import HaCelery, make_celery
+from app.scheduler import send_many
+from app.settings import DEFAULT_QUEUE, AppSettings
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def rabbitmqctl(*arguments: str) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "--quiet", *arguments], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def private_vhost() -> Iterator[str]:
+    vhost = f"bench-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@contextlib.contextmanager
+def worker(environment: dict[str, str], concurrency: int) -> Iterator[None]:
+    log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "--app",
+            "app.celery_app",
+            "worker",
+            "--queues",
+            DEFAULT_QUEUE,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            "bench@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in Path(log.name).read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{Path(log.name).read_text()}")
+            time.sleep(0.1)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+def ready_messages(celery: HaCelery) -> int:
+    with celery.connection_for_write() as connection:
+        channel = connection.default_channel
+        return channel.queue_declare(DEFAULT_QUEUE, passive=True).message_count
+
+
+def drain_time(celery: HaCelery, publish: Callable[[], None]) -> float:
+    """Seconds from the first publish until the queue holds no ready message."""
+    started = time.perf_counter()
+    publish()
+    while ready_messages(celery):
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tasks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--items", type=int, default=5000, help="items per variant")
+    parser.add_argument("--chunk-size", type=int, default=100, help="items per batched task")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
+    arguments = parser.parse_args(argv)
+    items, chunk = arguments.items, arguments.chunk_size
+
+    with tempfile.TemporaryDirectory() as scratch, private_vhost() as broker_url:
+        environment = {
+            **os.environ,
+            "CELERY_BROKER_URL": broker_url,
+            "DATABASE_URL": f"sqlite:///{scratch}/bench.sqlite3",
+            "CELERY_HEARTBEAT_FILE": f"{scratch}/heartbeat",
+            "PYTHONPATH": str(REPOSITORY),
+        }
+        celery = make_celery(AppSettings.from_environ(environment))
+        with worker(environment, arguments.concurrency):
+            batches = [
+                list(range(start, min(items, start + chunk))) for start in range(0, items, chunk)
+            ]
+            variants = {
+                "per item (noop)": (
+                    items,
+                    lambda: send_many(
+                        celery,
+                        items,
+                        lambda _i: ("noop", (), DEFAULT_QUEUE),
+                        unit="tasks",
+                        progress=False,
+                    ),
+                ),
+                f"batched (noop_batch x{chunk})": (
+                    len(batches),
+                    lambda: send_many(
+                        celery,
+                        len(batches),
+                        lambda i: ("noop_batch", (batches[i],), DEFAULT_QUEUE),
+                        unit="tasks",
+                        progress=False,
+                    ),
+                ),
+                f"celery .chunks({chunk})": (
+                    len(batches),
+                    lambda: (
+                        celery.signature("noop", queue=DEFAULT_QUEUE)
+                        .chunks(((item,) for item in range(items)), chunk)
+                        .apply_async(queue=DEFAULT_QUEUE)
+                    ),
+                ),
+            }
+            print(
+                f"{items} items, worker --concurrency {arguments.concurrency}, quorum queue, "
+                "confirms, late acks, prefetch 1"
+            )
+            header = f"{'variant':<28} {'messages':>9} {'seconds':>8} {'items/s':>10} {'ratio':>7}"
+            print(header)
+            print("-" * len(header))
+            baseline = None
+            for name, (messages, publish) in variants.items():
+                seconds = drain_time(celery, publish)
+                rate = items / seconds
+                baseline = baseline or rate
+                print(
+                    f"{name:<28} {messages:>9} {seconds:>8.2f} {rate:>10,.0f} "
+                    f"{rate / baseline:>6.1f}x"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
