@@ -31,8 +31,12 @@ DEFAULT_CAA_ISSUERS = ("pki.goog", "letsencrypt.org")
 
 
 def check_absolute_name(field: str, name: str) -> None:
-    check(bool(_ABSOLUTE_NAME.match(name)), field, name,
-          "an absolute DNS name in lower case ending with a dot, e.g. 'www.example.com.'")
+    check(
+        bool(_ABSOLUTE_NAME.match(name)),
+        field,
+        name,
+        "an absolute DNS name in lower case ending with a dot, e.g. 'www.example.com.'",
+    )
 
 
 def in_zone(name: str, zone_dns_name: str) -> bool:
@@ -51,8 +55,12 @@ class DnsRecord:
 
     def __post_init__(self) -> None:
         check_absolute_name("DnsRecord.name", self.name)
-        check(self.type in RECORD_TYPES, "DnsRecord.type", self.type,
-              f"one of {', '.join(RECORD_TYPES)}")
+        check(
+            self.type in RECORD_TYPES,
+            "DnsRecord.type",
+            self.type,
+            f"one of {', '.join(RECORD_TYPES)}",
+        )
         check(len(self.rrdatas) >= 1, "DnsRecord.rrdatas", self.rrdatas, "at least one value")
         check(30 <= self.ttl <= 86400, "DnsRecord.ttl", self.ttl, "30 to 86400 seconds")
 
@@ -79,19 +87,35 @@ class DnsArgs:
         check("*" not in self.domain, "DnsArgs.domain", self.domain, "a name without '*'")
         check(30 <= self.ttl <= 86400, "DnsArgs.ttl", self.ttl, "30 to 86400 seconds")
         for value in self.mx:
-            check(bool(_MX.match(value)), "DnsArgs.mx", value,
-                  "'PRIORITY HOST.' with an absolute host, e.g. '10 mx1.example.net.'")
+            check(
+                bool(_MX.match(value)),
+                "DnsArgs.mx",
+                value,
+                "'PRIORITY HOST.' with an absolute host, e.g. '10 mx1.example.net.'",
+            )
         if self.spf is not None:
-            check(self.spf.startswith("v=spf1"), "DnsArgs.spf", self.spf,
-                  "an SPF policy starting with 'v=spf1', e.g. 'v=spf1 include:_spf.google.com ~all'")
+            check(
+                self.spf.startswith("v=spf1"),
+                "DnsArgs.spf",
+                self.spf,
+                "an SPF policy starting with 'v=spf1', e.g. 'v=spf1 include:_spf.google.com ~all'",
+            )
             check(len(self.spf) <= 255, "DnsArgs.spf", self.spf, "at most 255 characters")
         seen = set()
         for index, record in enumerate(self.records):
-            check(in_zone(record.name, self.domain), f"DnsArgs.records[{index}].name", record.name,
-                  f"a name inside the zone {self.domain!r} (the apex or '<label>.{self.domain}')")
+            check(
+                in_zone(record.name, self.domain),
+                f"DnsArgs.records[{index}].name",
+                record.name,
+                f"a name inside the zone {self.domain!r} (the apex or '<label>.{self.domain}')",
+            )
             key = (record.name, record.type)
-            check(key not in seen, f"DnsArgs.records[{index}]", f"{record.name} {record.type}",
-                  "each name and type once")
+            check(
+                key not in seen,
+                f"DnsArgs.records[{index}]",
+                f"{record.name} {record.type}",
+                "each name and type once",
+            )
             seen.add(key)
         managed = {(self.domain, "A"), (self.domain, "CAA")}
         if self.wildcard:
@@ -101,8 +125,12 @@ class DnsArgs:
         if self.spf:
             managed.add((self.domain, "TXT"))
         for key in seen & managed:
-            check(False, "DnsArgs.records", f"{key[0]} {key[1]}",
-                  "a record the component does not already manage (apex A/CAA/MX/TXT, wildcard A)")
+            check(
+                False,
+                "DnsArgs.records",
+                f"{key[0]} {key[1]}",
+                "a record the component does not already manage (apex A/CAA/MX/TXT, wildcard A)",
+            )
 
     @property
     def zone_name(self) -> str:
@@ -113,7 +141,7 @@ class DnsArgs:
 def txt_value(text: str) -> str:
     """Quote a TXT value the way Cloud DNS expects (255-character strings, escaped quotes)."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return " ".join(f'"{escaped[i:i + 255]}"' for i in range(0, len(escaped), 255))
+    return " ".join(f'"{escaped[i : i + 255]}"' for i in range(0, len(escaped), 255))
 
 
 def planned_records(args: DnsArgs, address: pulumi.Input[str]) -> list[tuple]:
@@ -126,13 +154,25 @@ def planned_records(args: DnsArgs, address: pulumi.Input[str]) -> list[tuple]:
     if args.spf:
         records.append(("spf", args.domain, "TXT", [txt_value(args.spf)], args.ttl))
     if args.caa_issuers:
-        records.append(("caa", args.domain, "CAA",
-                        [f'0 issue "{issuer}"' for issuer in args.caa_issuers], args.ttl))
+        records.append(
+            (
+                "caa",
+                args.domain,
+                "CAA",
+                [f'0 issue "{issuer}"' for issuer in args.caa_issuers],
+                args.ttl,
+            )
+        )
     for record in args.records:
-        suffix = (record.name.rstrip(".").replace("*", "wildcard").replace(".", "-")
-                  + "-" + record.type.lower())
-        rrdatas = [txt_value(v) if record.type == "TXT" and not v.startswith('"') else v
-                   for v in record.rrdatas]
+        suffix = (
+            record.name.rstrip(".").replace("*", "wildcard").replace(".", "-")
+            + "-"
+            + record.type.lower()
+        )
+        rrdatas = [
+            txt_value(v) if record.type == "TXT" and not v.startswith('"') else v
+            for v in record.rrdatas
+        ]
         records.append((suffix, record.name, record.type, rrdatas, record.ttl))
     return records
 
@@ -151,8 +191,9 @@ class PublicDns(pulumi.ComponentResource):
     domain: pulumi.Output[str]
     """The domain without the trailing dot (for certificates and Ingress hosts)."""
 
-    def __init__(self, name: str, args: DnsArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: DnsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("hacelery:dns:PublicDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -174,12 +215,12 @@ class PublicDns(pulumi.ComponentResource):
             description=f"Public zone of {args.domain}",
             # DNSSEC signs every answer so a resolver can detect spoofed records; NSEC3 keeps
             # the zone's names from being walked.
-            dnssec_config=gcp.dns.ManagedZoneDnssecConfigArgs(
-                state="on", non_existence="nsec3"),
+            dnssec_config=gcp.dns.ManagedZoneDnssecConfigArgs(state="on", non_existence="nsec3"),
             opts=child,
         )
         for suffix, record_name, record_type, rrdatas, ttl in planned_records(
-                args, address.address):
+            args, address.address
+        ):
             gcp.dns.RecordSet(
                 f"{name}-{suffix}",
                 project=args.project,
@@ -191,18 +232,20 @@ class PublicDns(pulumi.ComponentResource):
                 opts=child,
             )
 
-        keys = gcp.dns.get_keys_output(managed_zone=zone.id, project=args.project,
-                                       opts=pulumi.InvokeOutputOptions(parent=self))
+        keys = gcp.dns.get_keys_output(
+            managed_zone=zone.id, project=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.address = address.address
         self.address_name = address.name
         self.name_servers = zone.name_servers
-        self.ds_record = keys.key_signing_keys.apply(
-            lambda ksks: ksks[0].ds_record if ksks else "")
+        self.ds_record = keys.key_signing_keys.apply(lambda ksks: ksks[0].ds_record if ksks else "")
         self.domain = pulumi.Output.from_input(args.domain.rstrip("."))
-        self.register_outputs({
-            "address": self.address,
-            "address_name": self.address_name,
-            "name_servers": self.name_servers,
-            "ds_record": self.ds_record,
-            "domain": self.domain,
-        })
+        self.register_outputs(
+            {
+                "address": self.address,
+                "address_name": self.address_name,
+                "name_servers": self.name_servers,
+                "ds_record": self.ds_record,
+                "domain": self.domain,
+            }
+        )

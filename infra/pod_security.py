@@ -12,7 +12,9 @@ import pulumi_kubernetes as k8s
 RUNTIME_DEFAULT_SECCOMP = k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
 
 
-def pod_security_context(uid: int, *, fs_group: int | None = None) -> k8s.core.v1.PodSecurityContextArgs:
+def pod_security_context(
+    uid: int, *, fs_group: int | None = None
+) -> k8s.core.v1.PodSecurityContextArgs:
     """Pod-level: never root, files on volumes owned by ``fs_group`` (default: the uid)."""
     group = uid if fs_group is None else fs_group
     return k8s.core.v1.PodSecurityContextArgs(

@@ -571,7 +571,7 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
                 target_cpu_utilization_percent=extras.get("target_cpu_utilization_percent")))
         if scaling is not None:
             workers[queue] = problems.build(f"{PROJECT}:workers.{queue}",
-                                            lambda **changes: dataclasses.replace(pool, **changes),
+                                            lambda pool=pool, **changes: dataclasses.replace(pool, **changes),
                                             autoscaling=scaling)
 
     ingress = None

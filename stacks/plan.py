@@ -52,9 +52,16 @@ test can search the written files for any of them."""
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 # Objects Kubernetes does not place in a namespace.
 CLUSTER_SCOPED_KINDS = {
-    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-    "PersistentVolume", "StorageClass", "PriorityClass", "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration", "APIService",
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
 }
 
 
@@ -68,9 +75,12 @@ def read_stack_config(stack: str, project_dir: Path = ROOT) -> tuple[dict[str, s
     """
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise ConfigError(stack, [f"no stack file {stack_file.name}; known stacks: "
-                                  f"{', '.join(known) or 'none'}"])
+        known = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
+        )
+        raise ConfigError(
+            stack, [f"no stack file {stack_file.name}; known stacks: {', '.join(known) or 'none'}"]
+        )
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
     values: dict[str, Any] = {}
     for key, spec in (project.get("config") or {}).items():
@@ -171,8 +181,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             outputs.setdefault("name", args.inputs.get("name", args.name))
         extra: dict[str, Any] = {}
         if typ == "gcp:container/cluster:Cluster":
-            extra = {"endpoint": "203.0.113.10",
-                     "masterAuth": {"clusterCaCertificate": "UExBTi1DQQ=="}}
+            extra = {
+                "endpoint": "203.0.113.10",
+                "masterAuth": {"clusterCaCertificate": "UExBTi1DQQ=="},
+            }
         elif typ == "gcp:compute/globalAddress:GlobalAddress":
             extra = {"address": "203.0.113.20"}
         elif typ == "gcp:dns/managedZone:ManagedZone":
@@ -184,16 +196,24 @@ class PlanMocks(pulumi.runtime.Mocks):
             extra = {"url": f"gs://{outputs['name']}"}
         elif typ == "gcp:artifactregistry/repository:Repository":
             extra = {"registryUri": f"europe-docker.pkg.dev/{self.project_id}/{outputs['name']}"}
-        elif typ in ("random:index/randomPassword:RandomPassword",
-                     "random:index/randomString:RandomString"):
+        elif typ in (
+            "random:index/randomPassword:RandomPassword",
+            "random:index/randomString:RandomString",
+        ):
             extra = {"result": rpc.wrap_rpc_secret(_fake(SECRET_PLACEHOLDER_PREFIX, seed))}
         elif typ == "random:index/randomId:RandomId":
             extra = {"hex": _fake("", seed), "b64Std": _fake("", seed)}
         elif typ == "tls:index/privateKey:PrivateKey":
-            pem = "-----BEGIN PUBLIC KEY-----\n" + _fake("PLANPUBLICKEY", seed) + "\n-----END PUBLIC KEY-----\n"
+            pem = (
+                "-----BEGIN PUBLIC KEY-----\n"
+                + _fake("PLANPUBLICKEY", seed)
+                + "\n-----END PUBLIC KEY-----\n"
+            )
             extra = {
                 "privateKeyPem": rpc.wrap_rpc_secret(_fake(SECRET_PLACEHOLDER_PREFIX, seed)),
-                "privateKeyPemPkcs8": rpc.wrap_rpc_secret(_fake(SECRET_PLACEHOLDER_PREFIX, seed + "8")),
+                "privateKeyPemPkcs8": rpc.wrap_rpc_secret(
+                    _fake(SECRET_PLACEHOLDER_PREFIX, seed + "8")
+                ),
                 "publicKeyPem": pem,
                 "publicKeyOpenssh": "ssh-rsa " + _fake("PLAN", seed),
             }
@@ -206,8 +226,11 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         if args.token == "gcp:dns/getKeys:getKeys":
-            return {"keySigningKeys": [{"dsRecord": "2371 8 2 PLANDSRECORDDIGEST", "isActive": True}],
-                    "zoneSigningKeys": [], "managedZone": args.args.get("managedZone")}
+            return {
+                "keySigningKeys": [{"dsRecord": "2371 8 2 PLANDSRECORDDIGEST", "isActive": True}],
+                "zoneSigningKeys": [],
+                "managedZone": args.args.get("managedZone"),
+            }
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
             return {"project": self.project_id, "accessToken": "plan"}
         return {}
@@ -225,19 +248,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Resource] = []
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         provider = request.provider.split("::")
         provider_urn = "::".join(provider[:-1]) if request.provider else None
-        self.registrations.append(Resource(
-            urn=response.urn,
-            type=request.type,
-            name=request.name,
-            parent=request.parent or None,
-            provider=provider_urn,
-            custom=bool(request.custom),
-            inputs=rpc.deserialize_properties(request.object) if request.object else {},
-        ))
+        self.registrations.append(
+            Resource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                provider=provider_urn,
+                custom=bool(request.custom),
+                inputs=rpc.deserialize_properties(request.object) if request.object else {},
+            )
+        )
         return response
 
 
@@ -277,8 +302,9 @@ class Plan:
         return [to_manifest(r) for r in self.resources if is_kubernetes_object(r)]
 
     def manifest(self, kind: str, name: str) -> dict[str, Any]:
-        matches = [m for m in self.manifests()
-                   if m.get("kind") == kind and m["metadata"]["name"] == name]
+        matches = [
+            m for m in self.manifests() if m.get("kind") == kind and m["metadata"]["name"] == name
+        ]
         if len(matches) != 1:
             names = sorted(m["metadata"]["name"] for m in self.manifests() if m.get("kind") == kind)
             raise LookupError(f"expected one {kind} named {name!r}; {kind}s: {names}")
@@ -289,10 +315,13 @@ class Plan:
 
 
 def is_kubernetes_object(resource: Resource) -> bool:
-    return (resource.custom and resource.type.startswith("kubernetes:")
-            and not resource.type.startswith("kubernetes:helm.sh")
-            and not resource.type.startswith("pulumi:providers:")
-            and not resource.type.startswith("kubernetes:yaml"))
+    return (
+        resource.custom
+        and resource.type.startswith("kubernetes:")
+        and not resource.type.startswith("kubernetes:helm.sh")
+        and not resource.type.startswith("pulumi:providers:")
+        and not resource.type.startswith("kubernetes:yaml")
+    )
 
 
 def to_manifest(resource: Resource) -> dict[str, Any]:
@@ -301,14 +330,16 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
     metadata = dict(body.get("metadata") or {})
     metadata.setdefault("name", autoname(resource.name))
     body["metadata"] = metadata
-    ordered = {"apiVersion": body.pop("apiVersion", None), "kind": body.pop("kind", None),
-               "metadata": body.pop("metadata")}
+    ordered = {
+        "apiVersion": body.pop("apiVersion", None),
+        "kind": body.pop("kind", None),
+        "metadata": body.pop("metadata"),
+    }
     ordered.update(dict(sorted(body.items())))
     return ordered
 
 
-def evaluate(stack: str, project_dir: Path = ROOT,
-             overrides: dict[str, Any] | None = None) -> Plan:
+def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | None = None) -> Plan:
     """Run the stack's program under mocks. ``overrides`` replace stack settings (tests use
     them to try bad values): keys as in the YAML file, values as YAML would give them.
 
@@ -327,12 +358,17 @@ def evaluate(stack: str, project_dir: Path = ROOT,
         outputs.update(platform.build(loaded))
 
     _sync_await(run_pulumi_func(program))
-    return Plan(stack=stack, kubernetes_version=loaded.kubernetes_version,
-                resources=list(monitor.registrations), outputs=outputs)
+    return Plan(
+        stack=stack,
+        kubernetes_version=loaded.kubernetes_version,
+        resources=list(monitor.registrations),
+        outputs=outputs,
+    )
 
 
-def run_program(program: Callable[[], Any], *, stack: str = "test",
-                config: dict[str, str] | None = None) -> Plan:
+def run_program(
+    program: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | None = None
+) -> Plan:
     """Run any program (typically one component) under fresh recording mocks and wait until
     every resource is registered. Component tests use it to assert on what was created."""
     monitor = _install_mocks(stack, config or {}, [])
@@ -370,7 +406,9 @@ def manifest_id(manifest: dict[str, Any]) -> str:
     return f"{manifest.get('kind')}/{namespace + '/' if namespace else ''}{name}"
 
 
-def validate_manifests(manifests: Iterable[dict[str, Any]], kubernetes_version: str) -> list[Problem]:
+def validate_manifests(
+    manifests: Iterable[dict[str, Any]], kubernetes_version: str
+) -> list[Problem]:
     """Schema (strict) + Pod Security `restricted` + resources; returns every problem found."""
     import kubernetes_validate
 
@@ -389,9 +427,14 @@ def validate_manifests(manifests: Iterable[dict[str, Any]], kubernetes_version: 
             else:
                 kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(Problem(ident, f"no schema for {manifest.get('apiVersion')} "
-                                           f"{manifest.get('kind')} in Kubernetes {kubernetes_version}"
-                                           " (add one under stacks/schemas/)"))
+            problems.append(
+                Problem(
+                    ident,
+                    f"no schema for {manifest.get('apiVersion')} "
+                    f"{manifest.get('kind')} in Kubernetes {kubernetes_version}"
+                    " (add one under stacks/schemas/)",
+                )
+            )
         except Exception as error:  # jsonschema / kubernetes_validate ValidationError
             path = "/".join(str(p) for p in getattr(error, "absolute_path", []) or [])
             message = getattr(error, "message", str(error)).splitlines()[0]
@@ -466,8 +509,12 @@ def write(plan: Plan, out: Path) -> list[Path]:
     paths = []
     for manifest in plan.manifests():
         metadata = manifest["metadata"]
-        stem = "_".join(filter(None, [metadata.get("namespace"), str(manifest.get("kind")).lower(),
-                                      metadata["name"]]))
+        stem = "_".join(
+            filter(
+                None,
+                [metadata.get("namespace"), str(manifest.get("kind")).lower(), metadata["name"]],
+            )
+        )
         path = manifest_dir / f"{stem}.yaml"
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         paths.append(path)
@@ -478,14 +525,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stacks.plan",
         description="Evaluate a stack offline: print its resources, write resources.json and "
-                    "Kubernetes manifests, and validate them. No Pulumi CLI or cloud needed.")
-    parser.add_argument("--stack", required=True,
-                        help="stack name: reads Pulumi.STACK.yaml (dev, prod, local, ...)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: build/plan/STACK)")
+        "Kubernetes manifests, and validate them. No Pulumi CLI or cloud needed.",
+    )
+    parser.add_argument(
+        "--stack", required=True, help="stack name: reads Pulumi.STACK.yaml (dev, prod, local, ...)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: build/plan/STACK)"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
-    parser.add_argument("--project-dir", type=Path, default=ROOT,
-                        help="directory holding Pulumi.yaml and the stack files (default: repo)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=ROOT,
+        help="directory holding Pulumi.yaml and the stack files (default: repo)",
+    )
     args = parser.parse_args(argv)
     out = args.out or ROOT / "build" / "plan" / args.stack
 
@@ -499,16 +553,19 @@ def main(argv: list[str] | None = None) -> int:
     paths = write(plan, out)
     problems = validate_manifests(plan.manifests(), plan.kubernetes_version)
     count = len([r for r in plan.resources if r.type != "pulumi:pulumi:Stack"])
-    print(f"\nstack {args.stack}: {count} resources, {len(paths)} Kubernetes manifests "
-          f"-> {out}")
+    print(f"\nstack {args.stack}: {count} resources, {len(paths)} Kubernetes manifests -> {out}")
     if problems:
-        print(f"error: {len(problems)} manifest problem(s) (Kubernetes {plan.kubernetes_version}):",
-              file=sys.stderr)
+        print(
+            f"error: {len(problems)} manifest problem(s) (Kubernetes {plan.kubernetes_version}):",
+            file=sys.stderr,
+        )
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 3
-    print(f"all manifests valid against Kubernetes {plan.kubernetes_version} and Pod Security "
-          "'restricted'")
+    print(
+        f"all manifests valid against Kubernetes {plan.kubernetes_version} and Pod Security "
+        "'restricted'"
+    )
     return 0
 
 

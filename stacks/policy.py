@@ -15,15 +15,27 @@ from collections.abc import Iterator
 from typing import Any
 
 ALLOWED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-    "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 ALLOWED_ADDED_CAPABILITIES = {"NET_BIND_SERVICE"}
 ALLOWED_SECCOMP = {"RuntimeDefault", "Localhost"}
 SAFE_SYSCTLS = {
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes",
 }
 _POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -62,8 +74,10 @@ def pod_security_violations(manifest: dict[str, Any]) -> list[str]:
     for volume in spec.get("volumes") or []:
         kinds = set(volume) - {"name"}
         if not kinds <= ALLOWED_VOLUME_TYPES:
-            problems.append(f"volume {volume.get('name')!r} uses {sorted(kinds - ALLOWED_VOLUME_TYPES)}; "
-                            f"allowed types: {', '.join(sorted(ALLOWED_VOLUME_TYPES))}")
+            problems.append(
+                f"volume {volume.get('name')!r} uses {sorted(kinds - ALLOWED_VOLUME_TYPES)}; "
+                f"allowed types: {', '.join(sorted(ALLOWED_VOLUME_TYPES))}"
+            )
     for sysctl in pod_context.get("sysctls") or []:
         if sysctl.get("name") not in SAFE_SYSCTLS:
             problems.append(f"sysctl {sysctl.get('name')!r} is not in the safe set")
@@ -92,8 +106,10 @@ def pod_security_violations(manifest: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: runAsUser must not be 0")
         seccomp = (context.get("seccompProfile") or {}).get("type") or pod_seccomp
         if seccomp not in ALLOWED_SECCOMP:
-            problems.append(f"{where}: seccompProfile.type must be RuntimeDefault or Localhost "
-                            "(pod or container)")
+            problems.append(
+                f"{where}: seccompProfile.type must be RuntimeDefault or Localhost "
+                "(pod or container)"
+            )
         for port in container.get("ports") or []:
             if port.get("hostPort"):
                 problems.append(f"{where}: hostPort {port['hostPort']} not allowed")
@@ -114,10 +130,15 @@ def resource_violations(manifest: dict[str, Any]) -> list[str]:
         resources = container.get("resources") or {}
         requests = resources.get("requests") or {}
         limits = resources.get("limits") or {}
-        missing = [name for name, present in (("requests.cpu", "cpu" in requests),
-                                              ("requests.memory", "memory" in requests),
-                                              ("limits.memory", "memory" in limits))
-                   if not present]
+        missing = [
+            name
+            for name, present in (
+                ("requests.cpu", "cpu" in requests),
+                ("requests.memory", "memory" in requests),
+                ("limits.memory", "memory" in limits),
+            )
+            if not present
+        ]
         if missing:
             problems.append(f"{where}: set resources {', '.join(missing)}")
     return problems

@@ -9,8 +9,9 @@ from infra.dns import DnsArgs, DnsRecord, PublicDns, planned_records, txt_value
 from infra.validation import ArgsError
 from stacks import plan as plan_engine
 
-ARGS = DnsArgs(project="p-123456", domain="celery.example.com.", mx=("10 mx.example.net.",),
-               spf="v=spf1 -all")
+ARGS = DnsArgs(
+    project="p-123456", domain="celery.example.com.", mx=("10 mx.example.net.",), spf="v=spf1 -all"
+)
 
 
 def records_by_key(args: DnsArgs) -> dict:
@@ -27,8 +28,10 @@ def test_mx_spf_and_caa_are_published():
     records = records_by_key(ARGS)
     assert records[("celery.example.com.", "MX")] == ["10 mx.example.net."]
     assert records[("celery.example.com.", "TXT")] == ['"v=spf1 -all"']
-    assert records[("celery.example.com.", "CAA")] == ['0 issue "pki.goog"',
-                                                      '0 issue "letsencrypt.org"']
+    assert records[("celery.example.com.", "CAA")] == [
+        '0 issue "pki.goog"',
+        '0 issue "letsencrypt.org"',
+    ]
 
 
 def test_long_txt_values_are_split_into_255_character_strings():
@@ -43,31 +46,42 @@ def test_wildcard_can_be_switched_off():
 
 @pytest.mark.parametrize("domain", ["example.com", "Example.com.", "*.example.com."])
 def test_domain_must_be_absolute_lower_case_and_concrete(domain):
-    with pytest.raises(ArgsError, match="DnsArgs.domain"):
+    with pytest.raises(ArgsError, match=r"DnsArgs\.domain"):
         DnsArgs(project="p", domain=domain)
 
 
 def test_records_outside_the_zone_are_refused():
     with pytest.raises(ArgsError, match=r"records\[0\].name.*inside the zone"):
-        DnsArgs(project="p", domain="example.com.", records=(
-            DnsRecord(name="www.example.com.evil.org.", type="A", rrdatas=("192.0.2.1",)),))
+        DnsArgs(
+            project="p",
+            domain="example.com.",
+            records=(
+                DnsRecord(name="www.example.com.evil.org.", type="A", rrdatas=("192.0.2.1",)),
+            ),
+        )
 
 
 def test_a_record_name_that_merely_ends_like_the_zone_is_outside_it():
     with pytest.raises(ArgsError):
-        DnsArgs(project="p", domain="example.com.", records=(
-            DnsRecord(name="notexample.com.", type="A", rrdatas=("192.0.2.1",)),))
+        DnsArgs(
+            project="p",
+            domain="example.com.",
+            records=(DnsRecord(name="notexample.com.", type="A", rrdatas=("192.0.2.1",)),),
+        )
 
 
 def test_records_the_component_manages_cannot_be_redefined():
     with pytest.raises(ArgsError, match="does not already manage"):
-        DnsArgs(project="p", domain="example.com.", records=(
-            DnsRecord(name="example.com.", type="A", rrdatas=("192.0.2.1",)),))
+        DnsArgs(
+            project="p",
+            domain="example.com.",
+            records=(DnsRecord(name="example.com.", type="A", rrdatas=("192.0.2.1",)),),
+        )
 
 
 @pytest.mark.parametrize("mx", ["mx.example.net.", "10 mx.example.net", "ten mx.example.net."])
 def test_mx_values_need_priority_and_absolute_host(mx):
-    with pytest.raises(ArgsError, match="DnsArgs.mx"):
+    with pytest.raises(ArgsError, match=r"DnsArgs\.mx"):
         DnsArgs(project="p", domain="example.com.", mx=(mx,))
 
 
@@ -77,9 +91,14 @@ def test_spf_must_be_an_spf_policy():
 
 
 def test_extra_records_are_created_inside_the_zone():
-    args = DnsArgs(project="p", domain="example.com.", records=(
-        DnsRecord(name="api.example.com.", type="CNAME", rrdatas=("example.com.",)),
-        DnsRecord(name="example.com.", type="SRV", rrdatas=("0 5 5060 sip.example.com.",))))
+    args = DnsArgs(
+        project="p",
+        domain="example.com.",
+        records=(
+            DnsRecord(name="api.example.com.", type="CNAME", rrdatas=("example.com.",)),
+            DnsRecord(name="example.com.", type="SRV", rrdatas=("0 5 5060 sip.example.com.",)),
+        ),
+    )
     records = records_by_key(args)
     assert records[("api.example.com.", "CNAME")] == ["example.com."]
 
@@ -101,8 +120,9 @@ def test_component_signs_the_zone_and_binds_records_to_it():
 
 @pulumi.runtime.test
 def test_delegation_outputs_name_servers_and_ds_record():
-    pulumi.runtime.set_mocks(plan_engine.PlanMocks(), project="ha-celery", stack="test",
-                             preview=False)
+    pulumi.runtime.set_mocks(
+        plan_engine.PlanMocks(), project="ha-celery", stack="test", preview=False
+    )
     dns = PublicDns("dns", ARGS)
 
     def check(values):

@@ -30,8 +30,9 @@ def test_minimal_gcp_stack_gets_component_defaults():
 
 
 def test_settings_left_out_are_not_passed_so_args_defaults_apply():
-    config = parse({**GCP, "cluster": {"nodePools": [{"name": "big", "machineType": "n2-standard-8"}]}},
-                   "test")
+    config = parse(
+        {**GCP, "cluster": {"nodePools": [{"name": "big", "machineType": "n2-standard-8"}]}}, "test"
+    )
     pool = config.gke.node_pools[0]
     assert (pool.name, pool.machine_type, pool.min_nodes_per_zone) == ("big", "n2-standard-8", 1)
 
@@ -43,20 +44,34 @@ def test_malformed_region_names_gcp_region():
 
 
 def test_negative_node_count_names_the_pool_key():
-    [problem] = problems_of({**GCP, "cluster": {"nodePools": [{"name": "general",
-                                                               "minNodesPerZone": -1}]}})
+    [problem] = problems_of(
+        {**GCP, "cluster": {"nodePools": [{"name": "general", "minNodesPerZone": -1}]}}
+    )
     assert problem.startswith("ha-celery:cluster.nodePools[0].minNodesPerZone: got -1")
 
 
 def test_max_below_min_nodes_is_refused():
-    [problem] = problems_of({**GCP, "cluster": {"nodePools": [
-        {"name": "general", "minNodesPerZone": 3, "maxNodesPerZone": 2}]}})
+    [problem] = problems_of(
+        {
+            **GCP,
+            "cluster": {
+                "nodePools": [{"name": "general", "minNodesPerZone": 3, "maxNodesPerZone": 2}]
+            },
+        }
+    )
     assert "maxNodesPerZone" in problem and "at least min_nodes_per_zone (3)" in problem
 
 
 def test_record_outside_the_zone_names_the_record_key():
-    [problem] = problems_of({**GCP, "dns": {"domain": "celery.example.com.", "records": [
-        {"name": "www.example.org.", "type": "A", "rrdatas": ["192.0.2.1"]}]}})
+    [problem] = problems_of(
+        {
+            **GCP,
+            "dns": {
+                "domain": "celery.example.com.",
+                "records": [{"name": "www.example.org.", "type": "A", "rrdatas": ["192.0.2.1"]}],
+            },
+        }
+    )
     assert problem.startswith("ha-celery:dns.records[0].name: got 'www.example.org.'")
     assert "inside the zone 'celery.example.com.'" in problem
 
@@ -83,8 +98,9 @@ def test_unknown_keys_are_reported_not_ignored():
 
 
 def test_every_problem_is_reported_in_one_run():
-    problems = problems_of({**GCP, "kubernetesVersion": "1.99",
-                            "cluster": {"releaseChannel": "FAST"}})
+    problems = problems_of(
+        {**GCP, "kubernetesVersion": "1.99", "cluster": {"releaseChannel": "FAST"}}
+    )
     assert len(problems) == 2
     assert any(p.startswith("ha-celery:cluster.releaseChannel: got 'FAST'") for p in problems)
 
@@ -97,11 +113,17 @@ def test_bad_kubernetes_version_lists_supported_ones():
 def test_gcp_stack_requires_project_region_and_zones():
     problems = problems_of({"platform": "gcp"})
     assert {p.split(":", 2)[0] + ":" + p.split(":", 2)[1] for p in problems} == {
-        "gcp:project", "gcp:region", "ha-celery:zones"}
+        "gcp:project",
+        "gcp:region",
+        "ha-celery:zones",
+    }
 
 
-LOCAL = {"platform": "local", "image": {"ref": "ha-celery/app:1.0"},
-         "backup": {"image": {"ref": "ha-celery/pghoard:1.0"}}}
+LOCAL = {
+    "platform": "local",
+    "image": {"ref": "ha-celery/app:1.0"},
+    "backup": {"image": {"ref": "ha-celery/pghoard:1.0"}},
+}
 
 
 def test_local_stack_refuses_gcp_settings():
@@ -151,19 +173,30 @@ def test_a_queue_without_a_pool_is_refused():
     problems = problems_of({**GCP, "workers": {"small": {}, "large": {}}})
     assert problems == [
         "ha-celery:workers: got ['large', 'small']; expected a pool for every queue the app "
-        "routes to (default, small, large); 'default' is missing, so its tasks would never run"]
+        "routes to (default, small, large); 'default' is missing, so its tasks would never run"
+    ]
 
 
 def test_worker_settings_are_checked_against_the_pool_args():
-    problems = problems_of({**GCP, "workers": {"default": {}, "large": {},
-                                               "small": {"concurency": 4}}})
-    assert problems[0].startswith("ha-celery:workers.small.concurency: unknown setting; "
-                                  "allowed: concurrency,")
+    problems = problems_of(
+        {**GCP, "workers": {"default": {}, "large": {}, "small": {"concurency": 4}}}
+    )
+    assert problems[0].startswith(
+        "ha-celery:workers.small.concurency: unknown setting; allowed: concurrency,"
+    )
 
 
 def test_nested_worker_resources_are_validated():
-    [problem] = problems_of({**GCP, "workers": {"default": {}, "large": {}, "small": {
-        "resources": {"memoryRequest": "2Gi", "memoryLimit": "1Gi"}}}})
+    [problem] = problems_of(
+        {
+            **GCP,
+            "workers": {
+                "default": {},
+                "large": {},
+                "small": {"resources": {"memoryRequest": "2Gi", "memoryLimit": "1Gi"}},
+            },
+        }
+    )
     assert problem.startswith("ha-celery:workers.small.resources")
     assert "memory_request (2Gi)" in problem
 
@@ -190,8 +223,10 @@ def test_keda_on_by_default_scales_on_queue_depth_and_off_falls_back_to_cpu():
 
 
 def test_messages_per_replica_reaches_the_scaler():
-    config = parse({**GCP, "workers": {"default": {}, "large": {},
-                                       "small": {"messagesPerReplica": 40}}}, "test")
+    config = parse(
+        {**GCP, "workers": {"default": {}, "large": {}, "small": {"messagesPerReplica": 40}}},
+        "test",
+    )
     assert config.workloads.workers["small"].autoscaling.messages_per_replica == 40
 
 
