@@ -39,9 +39,9 @@ PGDATA = f"{DATA_MOUNT}/pgdata"  # a sub-directory: the volume's root holds lost
 CONFIG_DIR = "/etc/postgresql"
 INIT_DIR = "/docker-entrypoint-initdb.d"
 SECRETS_DIR = "/run/secrets/postgres"
-SUPERUSER_PASSWORD_KEY = "superuser-password"  # noqa: S105 (a Secret key name)
-APP_PASSWORD_KEY = "app-password"  # noqa: S105
-BACKUP_PASSWORD_KEY = "backup-password"  # noqa: S105
+SUPERUSER_PASSWORD_KEY = "superuser-password"
+APP_PASSWORD_KEY = "app-password"
+BACKUP_PASSWORD_KEY = "backup-password"
 
 _IMAGE = re.compile(
     r"^(?:[^/]+/)*postgres:(?P<tag>(?P<major>\d+)\.\d+[\w.-]*)(?:@sha256:[a-f0-9]{64})?$"

@@ -55,7 +55,7 @@ BROKER_URL_KEY = "broker_url"
 QUEUE_MONITOR_URL_KEY = "host"
 """Key in the `queue_monitor_secret_name` Secret: management-API URL with the monitor user."""
 ADMIN_USERNAME_KEY = "username"
-ADMIN_PASSWORD_KEY = "password"  # noqa: S105 (a key name)
+ADMIN_PASSWORD_KEY = "password"
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")

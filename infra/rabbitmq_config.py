@@ -505,7 +505,7 @@ class ContainerPaths:
 
     config_dir: str = "/etc/rabbitmq/config"
     """ConfigMap: rabbitmq.conf, enabled_plugins, scripts (read-only)."""
-    secret_dir: str = "/etc/rabbitmq/secret"  # noqa: S105 (a mount path, not a secret)
+    secret_dir: str = "/etc/rabbitmq/secret"
     """Secret: default_user.conf, definitions.json (read-only)."""
     cookie_dir: str = "/etc/rabbitmq/cookie"
     """Secret: the Erlang cookie (read-only; copied to $HOME with owner-only mode)."""

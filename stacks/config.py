@@ -570,9 +570,7 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
             scaling = problems.build(f"{PROJECT}:workers.{queue}", CpuAutoscalingArgs, **_set(
                 target_cpu_utilization_percent=extras.get("target_cpu_utilization_percent")))
         if scaling is not None:
-            workers[queue] = problems.build(f"{PROJECT}:workers.{queue}",
-                                            lambda pool=pool, **changes: dataclasses.replace(pool, **changes),
-                                            autoscaling=scaling)
+            workers[queue] = dataclasses.replace(pool, autoscaling=scaling)
 
     ingress = None
     if dns is not None:
