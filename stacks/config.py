@@ -484,6 +484,11 @@ def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: Gk
     return AppImageArgs(build=build_args) if build_args else None
 
 
+def _replaced(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace``, callable with keywords only (so ``_Problems.build`` can wrap it)."""
+    return dataclasses.replace(obj, **changes)
+
+
 def _env_text(value: str | bool | int | float) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -570,7 +575,8 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
             scaling = problems.build(f"{PROJECT}:workers.{queue}", CpuAutoscalingArgs, **_set(
                 target_cpu_utilization_percent=extras.get("target_cpu_utilization_percent")))
         if scaling is not None:
-            workers[queue] = dataclasses.replace(pool, autoscaling=scaling)
+            workers[queue] = problems.build(f"{PROJECT}:workers.{queue}", _replaced, obj=pool,
+                                            autoscaling=scaling)
 
     ingress = None
     if dns is not None:
