@@ -18,6 +18,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import random
@@ -25,8 +26,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import MessageNacked
+from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
 from app import jobs
@@ -62,6 +66,16 @@ def _seconds(high: float) -> Callable[[str], float]:
     return parse
 
 
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of tasks per second") from None
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give 0 < rate <= 1000000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app.scheduler",
@@ -77,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(1, 64),
         default=4,
         help="publishing threads, each with its own broker connection",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_rate,
+        default=None,
+        help="publish at most this many tasks per second in total (default: as fast as the "
+        "broker confirms); a steady load for drills",
+    )
+    parser.add_argument(
+        "--retry-seconds",
+        type=_seconds(3600),
+        default=60.0,
+        help="keep retrying one task's publish this long after a connection or channel error "
+        "(e.g. a broker node dying) before giving up",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
 
@@ -203,29 +231,54 @@ def send_many(
     unit: str,
     progress: bool,
     publishers: int = 4,
+    rate: float | None = None,
+    retry_seconds: float = 60.0,
+    stats: PublishStats | None = None,
 ) -> float:
     """Publish ``total`` tasks from ``publishers`` threads; returns the elapsed seconds.
 
     Each publish waits for the broker's confirm (a quorum write, ~5 ms here), so one thread
     tops out near 200 tasks/s; several threads, each with its own connection, overlap the waits.
+    ``rate`` paces the tasks evenly (task ``i`` is not sent before ``i / rate`` seconds).
+
+    A publish that fails on a connection or channel error (the node it used died, a quorum
+    queue is electing a leader) is retried with a fresh connection, which fails over along the
+    broker URL list, for up to ``retry_seconds``. A publish whose confirm never arrived may have
+    been stored anyway, so a retry can enqueue a task twice: tasks are idempotent, and at least
+    once is the contract. ``stats`` (if given) counts the retries.
     """
     started = time.perf_counter()
     sent = 0
     lock = threading.Lock()
     failed = threading.Event()
     errors: list[BaseException] = []
+    stats = stats if stats is not None else PublishStats()
+    retryable = _retryable_publish_errors(celery)
 
     with tqdm(total=total, unit=unit, disable=not progress, smoothing=0.1) as bar:
 
         def publish_every_nth(offset: int) -> None:
             nonlocal sent
             try:
-                with celery.producer_or_acquire() as producer:
+                with celery.connection_for_write() as connection:
+                    producer = celery.amqp.Producer(connection)
                     for index in range(offset, total, publishers):
                         if failed.is_set():
                             return
-                        name, args, queue = make_call(index)
-                        celery.send_task(name, args=args, queue=queue, producer=producer)
+                        if rate is not None:
+                            delay = started + index / rate - time.perf_counter()
+                            if delay > 0:
+                                time.sleep(delay)
+                        producer = _publish_until_confirmed(
+                            celery,
+                            connection,
+                            producer,
+                            make_call(index),
+                            retryable,
+                            retry_seconds,
+                            stats,
+                            lock,
+                        )
                         with lock:
                             sent += 1
                             bar.update(1)
@@ -244,18 +297,76 @@ def send_many(
     if errors:
         raise PublishError(
             f"publishing stopped after {sent} of {total} {unit} (each publish was confirmed, so "
-            f"exactly {sent} were enqueued): {type(errors[0]).__name__}: {errors[0]}"
+            f"at least {sent} were enqueued): {type(errors[0]).__name__}: {errors[0]}"
         ) from errors[0]
     return time.perf_counter() - started
+
+
+@dataclass
+class PublishStats:
+    """What happened while publishing: retried publishes and the last error seen."""
+
+    retries: int = 0
+    last_error: str | None = None
+
+
+def _retryable_publish_errors(celery: HaCelery) -> tuple[type[BaseException], ...]:
+    connection = celery.connection_for_write()
+    try:
+        # MessageNacked: the broker refused to take responsibility (e.g. a quorum queue without
+        # a leader for a moment); publishing again is the documented answer.
+        return (
+            *connection.connection_errors,
+            *connection.channel_errors,
+            MessageNacked,
+            OperationalError,
+        )
+    finally:
+        connection.release()
+
+
+def _publish_until_confirmed(
+    celery: HaCelery,
+    connection: Any,
+    producer: Any,
+    call: tuple[str, tuple[Any, ...], str],
+    retryable: tuple[type[BaseException], ...],
+    retry_seconds: float,
+    stats: PublishStats,
+    lock: threading.Lock,
+) -> Any:
+    """Send one task, retrying on ``retryable`` errors; returns the producer to use next."""
+    name, args, queue = call
+    deadline = time.monotonic() + retry_seconds
+    pause = 0.05
+    while True:
+        try:
+            celery.send_task(name, args=args, queue=queue, producer=producer)
+            return producer
+        except retryable as error:
+            if time.monotonic() + pause > deadline:
+                raise
+            with lock:
+                stats.retries += 1
+                stats.last_error = f"{type(error).__name__}: {error}"
+            # Drop the broken connection; the next attempt connects afresh, failing over to
+            # the next URL of the list if this node is gone.
+            with contextlib.suppress(Exception):
+                connection.collect()
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            producer = celery.amqp.Producer(connection)
 
 
 class PublishError(RuntimeError):
     """Publishing stopped part-way; the message says how many tasks were enqueued."""
 
 
-def _report(sent: int, unit: str, seconds: float) -> None:
+def _report(sent: int, unit: str, seconds: float, stats: PublishStats | None = None) -> None:
     rate = sent / seconds if seconds > 0 else float("inf")
     print(f"sent {sent} {unit} in {seconds:.2f} s ({rate:,.0f} {unit}/s)")
+    if stats is not None and stats.retries:
+        print(f"  retried {stats.retries} publish(es) after errors (last: {stats.last_error})")
 
 
 def _random_text(rng: random.Random, alphabet: str, length: int) -> str:
@@ -305,6 +416,7 @@ _VOCABULARY = [
 def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
     celery = make_celery(settings)
     progress = not arguments.no_progress
+    stats = PublishStats()
     command = arguments.command
     if command == "count":
         seconds = send_many(
@@ -314,8 +426,11 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             unit="tasks",
             progress=progress,
             publishers=arguments.publishers,
+            rate=arguments.rate,
+            retry_seconds=arguments.retry_seconds,
+            stats=stats,
         )
-        _report(arguments.n, "tasks", seconds)
+        _report(arguments.n, "tasks", seconds, stats)
     elif command == "record":
         width = max(5, len(str(arguments.n - 1)))
         seconds = send_many(
@@ -329,8 +444,11 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             unit="tasks",
             progress=progress,
             publishers=arguments.publishers,
+            rate=arguments.rate,
+            retry_seconds=arguments.retry_seconds,
+            stats=stats,
         )
-        _report(arguments.n, "tasks", seconds)
+        _report(arguments.n, "tasks", seconds, stats)
     elif command == "noop":
         seconds = send_many(
             celery,
@@ -339,8 +457,11 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             unit="tasks",
             progress=progress,
             publishers=arguments.publishers,
+            rate=arguments.rate,
+            retry_seconds=arguments.retry_seconds,
+            stats=stats,
         )
-        _report(arguments.n, "tasks", seconds)
+        _report(arguments.n, "tasks", seconds, stats)
     elif command == "noop-batch":
         batches = list(_batches(arguments.n, arguments.batch_size))
         seconds = send_many(
@@ -350,8 +471,11 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             unit="tasks",
             progress=progress,
             publishers=arguments.publishers,
+            rate=arguments.rate,
+            retry_seconds=arguments.retry_seconds,
+            stats=stats,
         )
-        _report(len(batches), "tasks", seconds)
+        _report(len(batches), "tasks", seconds, stats)
         print(f"  = {arguments.n / seconds:,.0f} items/s published")
     elif command == "lcs":
         return _run_lcs(arguments, settings, celery, progress)

@@ -599,6 +599,15 @@ def worker_command(args: WorkerPoolArgs) -> list[str]:
         # replicas apart and the queue shows in the node name.
         "--hostname",
         f"{args.queue}@%h",
+        # No mingle: at every (re)connect Celery waits ~1 s for other workers to answer a
+        # "hello" (to sync revoked ids, which live in memory only and are lost with a pod
+        # anyway); after a broker node died that wait delayed the first task on the new node.
+        "--without-mingle",
+        # No gossip: workers need not track each other (nothing here uses election or worker
+        # heartbeats between workers); it costs an exclusive queue per worker on the node the
+        # worker is connected to, re-declared on every failover. Flower relies on task events
+        # and worker heartbeats, which stay on.
+        "--without-gossip",
         "--loglevel",
         args.log_level,
     ]

@@ -71,6 +71,16 @@ def test_worker_command_consumes_its_own_queue_with_its_concurrency():
     assert command[command.index("--hostname") + 1] == "large@%h"
 
 
+def test_worker_resumes_after_a_broker_failover_without_waiting_for_other_workers():
+    # Mingle waits ~1 s for replies at every reconnect, gossip re-declares a queue per worker:
+    # both only delay the first task on the next broker node (see the failover drill).
+    command = worker_command(pool())
+    assert "--without-mingle" in command
+    assert "--without-gossip" in command
+    # Task events stay on: Flower needs them.
+    assert "--without-heartbeat" not in command
+
+
 @pytest.mark.parametrize("grace", [15, 30, 60, 300, 1801, 3600])
 def test_soft_shutdown_ends_before_kubernetes_kills_the_pod(grace):
     args = pool(termination_grace_period_seconds=grace)
