@@ -376,11 +376,18 @@ def list_jobs(engine: Engine, *, limit: int = 50) -> list[dict[str, Any]]:
         jobs = session.execute(
             select(*columns).order_by(LcsJob.created_at.desc()).limit(limit)
         ).all()
+        # Only the head of each result: the list refreshes every second and a result can be
+        # a million characters long.
         results = {
             row.job_id: row
             for row in session.execute(
-                select(LcsResult).where(LcsResult.job_id.in_([job.id for job in jobs]))
-            ).scalars()
+                select(
+                    LcsResult.job_id,
+                    func.substr(LcsResult.substring, 1, head).label("substring"),
+                    LcsResult.length,
+                    LcsResult.compute_seconds,
+                ).where(LcsResult.job_id.in_([job.id for job in jobs]))
+            )
         }
         return [_job_view(job, results.get(job.id), full=False) for job in jobs]
 

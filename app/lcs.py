@@ -26,6 +26,7 @@ import pydivsufsort
 
 __all__ = ["longest_common_substring", "longest_common_substring_reference"]
 
+
 def _code_points(text: str) -> np.ndarray:
     """The code points of ``text`` as uint32, without a Python-level loop."""
     # surrogatepass: a Python str may hold lone surrogates (e.g. from os.fsdecode); they are

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, chord
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import jobs, wordcount
 from app.celery_app import HaCelery, celery
@@ -27,9 +27,11 @@ from app.settings import DEFAULT_QUEUE
 log = logging.getLogger(__name__)
 
 # Transient database trouble (a restart, a failover, a dropped connection): retry with backoff
-# instead of failing the task. Countdowns use native delayed delivery (topic exchange).
+# instead of failing the task. Countdowns use native delayed delivery (topic exchange). Other
+# database errors (integrity, data) would fail the same way again, so they are not retried.
+_TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
 _DATABASE_RETRY: dict[str, Any] = {
-    "autoretry_for": (OperationalError, DBAPIError),
+    "autoretry_for": _TRANSIENT_DATABASE_ERRORS,
     "retry_backoff": 1,
     "retry_backoff_max": 30,
     "retry_jitter": True,
@@ -89,7 +91,7 @@ def lcs(self: Task, job_id: str) -> str:
             worker=self.request.hostname,
             delivered_via=delivery.get("routing_key"),
         )
-    except (OperationalError, DBAPIError):
+    except _TRANSIENT_DATABASE_ERRORS:
         raise
     except Exception as error:
         # Deterministic failure (e.g. out of memory on an absurd input): record it, don't retry.

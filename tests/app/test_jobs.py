@@ -168,3 +168,20 @@ def test_record_prefix_is_matched_literally(engine: Engine) -> None:
     jobs.record_completed(engine, "a_b-1")
     jobs.record_completed(engine, "axb-1")
     assert jobs.completion_summary(engine, "a_b").keys_completed == 1
+
+
+def test_the_job_list_carries_previews_not_whole_texts(
+    settings: AppSettings, engine: Engine
+) -> None:
+    long_text = "q" * 90
+    job_id, _ = jobs.create_lcs_job(
+        engine, settings, jobs.LcsInput(a=long_text, b=long_text), RecordingPublisher()
+    )
+    jobs.run_lcs_job(engine, job_id, worker="w", delivered_via="large")
+    [listed] = jobs.list_jobs(engine)
+    assert listed["result"]["length"] == 90
+    assert listed["result"]["substring"] == "q" * jobs.PREVIEW_CHARS + "…"
+    assert listed["a_preview"] == "q" * jobs.PREVIEW_CHARS + "…"
+    assert "a" not in listed
+    full = jobs.get_job(engine, job_id)
+    assert full is not None and full["result"]["substring"] == long_text and full["a"] == long_text
