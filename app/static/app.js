@@ -25,7 +25,7 @@ function renderJobs(jobs) {
     const tr = document.createElement("tr");
     tr.dataset.jobId = job.id;
     tr.appendChild(cell(new Date(job.created_at).toLocaleTimeString()));
-    tr.appendChild(cell(job.id.slice(0, 8), "mono"));
+    tr.appendChild(cell(job.id.slice(0, 8), "mono id"));
     tr.appendChild(cell(job.queue));
     tr.appendChild(cell(job.status, "status status-" + job.status));
     tr.appendChild(cell(job.attempts));
