@@ -40,6 +40,7 @@ from infra.keda import KedaArgs
 from infra.postgres import PostgresArgs
 from infra.rabbitmq import RabbitMQClusterArgs
 from infra.scheduler import SchedulerJobArgs
+from infra.sweeper import JobSweeperArgs
 from infra.validation import ArgsError
 from infra.web import WebAppArgs, WebIngressArgs
 
@@ -143,6 +144,7 @@ class _Stack(_Shape):
     web: dict[str, Any] | None = None
     flower: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
+    sweeper: dict[str, Any] | None = None
     app: dict[str, str | bool | int | float] | None = None
     """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); YAML numbers are fine."""
 
@@ -173,6 +175,7 @@ class WorkloadConfig:
     web: WebAppArgs
     flower: FlowerArgs
     scheduler: SchedulerJobArgs
+    sweeper: JobSweeperArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -582,25 +585,27 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
     if dns is not None:
         ingress = problems.build(f"{PROJECT}:dns", WebIngressArgs,
                                  domain=dns.domain.rstrip("."), global_address_name="placeholder")
-    web = flower = scheduler = None
+    web = flower = scheduler = sweeper = None
     if runtime is not None:
         web, _ = _section(problems, "web", WebAppArgs, raw.web,
                           {"runtime": runtime, "ingress": ingress})
         flower, _ = _section(problems, "flower", FlowerArgs, raw.flower, {"runtime": runtime})
         scheduler, _ = _section(problems, "scheduler", SchedulerJobArgs, raw.scheduler,
                                 {"runtime": runtime})
+        sweeper, _ = _section(problems, "sweeper", JobSweeperArgs, raw.sweeper,
+                              {"runtime": runtime})
     if problems.items:
         return None
     return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
-                          flower=flower, scheduler=scheduler)
+                          flower=flower, scheduler=scheduler, sweeper=sweeper)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading from the Pulumi runtime.
 
 _OBJECT_KEYS = ("zones", "cluster", "dns", "local", "image", "rabbitmq", "postgres", "backup",
-                "workers", "keda", "web", "flower", "scheduler", "app")
+                "workers", "keda", "web", "flower", "scheduler", "sweeper", "app")
 _STRING_KEYS = ("platform", "namespace", "kubernetesVersion")
 
 

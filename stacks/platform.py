@@ -24,6 +24,7 @@ from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
 from infra.rabbitmq import BROKER_URL_KEY, RabbitMQCluster
 from infra.scheduler import SchedulerJob
+from infra.sweeper import JobSweeper
 from infra.web import WebApp
 from stacks.config import StackConfig, WorkloadConfig
 
@@ -118,6 +119,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress), opts=opts)
     flower = Flower("flower", replace(workloads.flower, runtime=runtime), opts=opts)
     SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime), opts=opts)
+    JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime), opts=opts)
 
     return {
         "app_image": app_image.image_ref,
