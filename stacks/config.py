@@ -453,7 +453,7 @@ def _section(problems: _Problems, key: str, cls: type, raw: Mapping[str, Any] | 
 
 
 def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: GkeClusterArgs | None,
-           *, dockerfile: str, image_name: str,
+           *, context: str, dockerfile: str, image_name: str,
            repository_id: str | None = None) -> AppImageArgs | None:
     """A pinned `ref`, or (GCP stacks, the default there) `build` into Artifact Registry."""
     raw = dict(raw or {})
@@ -481,7 +481,7 @@ def _image(problems: _Problems, key: str, raw: Mapping[str, Any] | None, gke: Gk
         build["repositoryId"] = repository_id
     build_args, _ = _section(problems, f"{key}.build", ImageBuildArgs, build,
                              {"project": gke.project, "location": gke.region,
-                              "context_path": ".", "dockerfile_path": dockerfile,
+                              "context_path": context, "dockerfile_path": dockerfile,
                               "image_name": image_name},
                              hidden=("reader_service_account",))
     return AppImageArgs(build=build_args) if build_args else None
@@ -503,11 +503,14 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
     from app.settings import QUEUES
 
     namespace = raw.namespace
-    app_image = _image(problems, "image", raw.image, gke, dockerfile="app/Dockerfile",
-                       image_name="app")
+    # The app image's context is the repository root (it installs from uv.lock); the pghoard
+    # image's is its own directory (its Dockerfile copies the scripts next to it).
+    app_image = _image(problems, "image", raw.image, gke, context=".",
+                       dockerfile="app/Dockerfile", image_name="app")
     backup_raw = dict(raw.backup or {})
     pghoard_image = _image(problems, "backup.image", backup_raw.pop("image", None), gke,
-                           dockerfile="pghoard/Dockerfile", image_name="pghoard",
+                           context="pghoard", dockerfile="pghoard/Dockerfile",
+                           image_name="pghoard",
                            repository_id="ha-celery-pghoard")
     runtime = problems.build(f"{PROJECT}:app", AppRuntimeArgs, namespace=namespace,
                              image=PLACEHOLDER_IMAGE, broker_url=PLACEHOLDER_SECRET,

@@ -182,3 +182,11 @@ def test_no_secret_value_reaches_resources_json_or_manifests(plans, stack, tmp_p
     written = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     assert SECRET_PLACEHOLDER_PREFIX not in written
     assert "PRIVATE KEY" not in written
+
+
+def test_each_image_builds_from_the_context_its_dockerfile_copies_from(prod):
+    images = {r.name: r.inputs for r in prod.of_type("docker-build:index:Image")}
+    assert images["app-image-image"]["context"] == {"location": "."}
+    assert images["app-image-image"]["dockerfile"] == {"location": "app/Dockerfile"}
+    assert images["pghoard-image-image"]["context"] == {"location": "pghoard"}
+    assert images["pghoard-image-image"]["dockerfile"] == {"location": "pghoard/Dockerfile"}
