@@ -53,15 +53,19 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 class ConfigError(ValueError):
     """One or more stack settings are wrong; ``problems`` holds one line per setting."""
 
-    def __init__(self, stack: str, problems: list[str]) -> None:
+    def __init__(self, stack: str, problems: list[str], *, missing_file: bool = False) -> None:
         self.stack = stack
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(
-            f"stack '{stack}' has {len(problems)} invalid setting(s) in Pulumi.{stack}.yaml:\n"
-            f"{lines}\nFix them with `pulumi config set <key> <value>` (or edit the file); "
-            "nothing was created."
-        )
+        if missing_file:
+            message = (f"stack '{stack}' cannot be read:\n{lines}\nCreate it with "
+                       f"`pulumi stack init {stack}` or pick a known stack.")
+        else:
+            message = (
+                f"stack '{stack}' has {len(problems)} invalid setting(s) in "
+                f"Pulumi.{stack}.yaml:\n{lines}\nFix them with `pulumi config set <key> "
+                "<value>` (or edit the file); nothing was created.")
+        super().__init__(message)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def read_stack_config(stack: str, project_dir: Path = ROOT) -> tuple[dict[str, s
             p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
         )
         raise ConfigError(
-            stack, [f"no stack file {stack_file.name}; known stacks: {', '.join(known) or 'none'}"]
+            stack, [f"no stack file {stack_file.name}; known stacks: {', '.join(known) or 'none'}"],
+            missing_file=True,
         )
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
     values: dict[str, Any] = {}
