@@ -186,6 +186,8 @@ class AppRuntimeArgs:
     """Secret key holding DATABASE_URL; None runs the app on its SQLite fallback (local only)."""
     settings: Mapping[str, str] = field(default_factory=dict)
     """Plain, non-secret environment (e.g. LCS_LARGE_THRESHOLD). Credentials are refused here."""
+    secret_settings: Mapping[str, SecretKeyRef] = field(default_factory=dict)
+    """Environment read from Secrets by reference: credentials the tasks need (API keys, DSNs)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):
@@ -213,6 +215,16 @@ class AppRuntimeArgs:
                 "<redacted URL with password>",
                 "no credentials: put the URL in a Secret and reference it",
             )
+        for name in self.secret_settings:
+            field_name = f"AppRuntimeArgs.secret_settings[{name!r}]"
+            check(
+                bool(_ENV_NAME.match(name)) and name not in MANAGED_ENV,
+                field_name,
+                name,
+                "an environment variable name the platform does not set itself",
+            )
+            check(name not in self.settings, field_name, name,
+                  "a name not also given as a plain setting")
 
 
 def secret_env(name: str, ref: SecretKeyRef) -> k8s.core.v1.EnvVarArgs:
@@ -231,6 +243,7 @@ def app_environment(
     env = [secret_env(BROKER_URL_ENV, runtime.broker_url)]
     if runtime.database_url is not None:
         env.append(secret_env(DATABASE_URL_ENV, runtime.database_url))
+    env.extend(secret_env(k, ref) for k, ref in sorted(runtime.secret_settings.items()))
     merged = {**runtime.settings, **(extra or {})}
     env.extend(k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(merged.items()))
     return env

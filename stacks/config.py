@@ -16,6 +16,7 @@ resources.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class _Stack(_Shape):
     flower: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     sweeper: dict[str, Any] | None = None
+    app_secret_names: tuple[str, ...] | None = None
     app: dict[str, str | bool | int | float] | None = None
     """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); YAML numbers are fine."""
 
@@ -180,6 +182,8 @@ class WorkloadConfig:
     flower: FlowerArgs
     scheduler: SchedulerJobArgs
     sweeper: JobSweeperArgs
+    app_secret_names: tuple[str, ...] = ()
+    """Environment variables the app pods read from the `app-secrets` Secret."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +197,8 @@ class StackConfig:
     gke: GkeClusterArgs | None = None
     dns: DnsArgs | None = None
     kube_context: str | None = None
+    app_secret_values: Any = None
+    """``ha-celery:appSecrets`` as a secret Output (values never leave it), or None."""
     workloads: WorkloadConfig | None = None
     """Everything that runs in the cluster. Fields the platform wires from other components'
     outputs (namespace, image, Secret names, hosts) hold placeholders here and are replaced by
@@ -516,9 +522,11 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
                            context="pghoard", dockerfile="pghoard/Dockerfile",
                            image_name="pghoard",
                            repository_id="ha-celery-pghoard")
+    secret_names = tuple(raw.app_secret_names or ())
     runtime = problems.build(f"{PROJECT}:app", AppRuntimeArgs, namespace=namespace,
                              image=PLACEHOLDER_IMAGE, broker_url=PLACEHOLDER_SECRET,
                              database_url=PLACEHOLDER_SECRET,
+                             secret_settings={name: PLACEHOLDER_SECRET for name in secret_names},
                              settings={name: _env_text(value) for name, value in
                                        (raw.app or {}).items()})
     keda_raw = dict(raw.keda or {})
@@ -605,7 +613,8 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
         return None
     return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
-                          flower=flower, scheduler=scheduler, sweeper=sweeper)
+                          flower=flower, scheduler=scheduler, sweeper=sweeper,
+                          app_secret_names=secret_names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,19 +648,35 @@ def load(stack: str | None = None) -> StackConfig:
             continue
         if value is not None:
             values[key] = value
+    # Credentials for the tasks (`pulumi config set --secret --path appSecrets.SENTRY_DSN ...`):
+    # only their names are read in the clear (to validate them and reference them); the values
+    # stay inside a secret Output all the way into the Kubernetes Secret.
+    app_secret_values = None
+    raw_secrets = runtime_config.get_config(f"{PROJECT}:appSecrets")
+    if raw_secrets is not None:
+        try:
+            names = json.loads(raw_secrets) if isinstance(raw_secrets, str) else raw_secrets
+            assert isinstance(names, dict) and all(isinstance(v, str) for v in names.values())
+        except (ValueError, AssertionError):
+            problems.append(f"{PROJECT}:appSecrets: expected a mapping of environment variable "
+                            "names to secret strings (pulumi config set --secret --path "
+                            "'appSecrets.NAME' VALUE)")
+        else:
+            values["app_secret_names"] = tuple(sorted(names))
+            app_secret_values = own.get_secret_object("appSecrets")
     if gcp.get("project") is not None:
         values["gcp_project"] = gcp.get("project")
     if gcp.get("region") is not None:
         values["gcp_region"] = gcp.get("region")
 
-    known = {f"{PROJECT}:{key}" for key in (*_OBJECT_KEYS, *_STRING_KEYS)}
+    known = {f"{PROJECT}:{key}" for key in (*_OBJECT_KEYS, *_STRING_KEYS, "appSecrets")}
     present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     for key in sorted(k for k in present if k.startswith(f"{PROJECT}:") and k not in known):
         problems.append(f"{key}: unknown setting (check the spelling; allowed keys: "
                         f"{', '.join(sorted(known))})")
     if problems:
         raise ConfigError(stack, problems)
-    return parse(values, stack)
+    return dataclasses.replace(parse(values, stack), app_secret_values=app_secret_values)
 
 
 __all__ = ["SUPPORTED_KUBERNETES_VERSIONS", "ConfigError", "StackConfig", "load", "parse"]

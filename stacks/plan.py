@@ -97,17 +97,31 @@ def read_stack_config(stack: str, project_dir: Path = ROOT) -> tuple[dict[str, s
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in values.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            # An encrypted value: only `pulumi` can decrypt it, so the plan uses a placeholder
-            # (recognisable, so tests can prove it never leaks into the output).
-            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-            config[key] = f"{SECRET_PLACEHOLDER_PREFIX}{digest}"
+        value, encrypted = _placeholders(key, value)
+        if encrypted:
             secret_keys.append(key)
-        elif isinstance(value, str):
+        if isinstance(value, str):
             config[key] = value
         else:
             config[key] = json.dumps(value)
     return config, secret_keys
+
+
+def _placeholders(path: str, value: Any) -> tuple[Any, bool]:
+    """Replace encrypted values (``{secure: ...}``, at any depth) with placeholders.
+
+    Only `pulumi` can decrypt them, so the plan uses recognisable placeholders that tests prove
+    never leak into the output. Returns the value and whether anything in it was encrypted."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        digest = hashlib.sha256(path.encode()).hexdigest()[:12]
+        return f"{SECRET_PLACEHOLDER_PREFIX}{digest}", True
+    if isinstance(value, dict):
+        pairs = {k: _placeholders(f"{path}.{k}", v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_placeholders(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
 
 
 def _qualify(key: str) -> str:
@@ -350,6 +364,9 @@ def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | N
 
     config, secret_keys = read_stack_config(stack, project_dir)
     for key, value in (overrides or {}).items():
+        value, encrypted = _placeholders(_qualify(key), value)
+        if encrypted:
+            secret_keys.append(_qualify(key))
         config[_qualify(key)] = value if isinstance(value, str) else json.dumps(value)
     monitor = _install_mocks(stack, config, secret_keys)
     loaded = stack_config.load(stack)

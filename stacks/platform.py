@@ -13,6 +13,7 @@ import dataclasses
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.backup import PgHoardBackup
 from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
 from infra.dns import PublicDns
@@ -94,12 +95,18 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     ), opts=opts)
 
     app_image = AppImage("app-image", workloads.app_image)
+    secret_settings = {}
+    if workloads.app_secret_names:
+        secret_settings = AppSecrets("app-secrets", AppSecretsArgs(
+            namespace=config.namespace, keys=workloads.app_secret_names,
+            values=config.app_secret_values), opts=opts).references
     runtime = AppRuntimeArgs(
         namespace=config.namespace,
         image=app_image.image_ref,
         broker_url=SecretKeyRef(name=rabbitmq.broker_secret_name, key=BROKER_URL_KEY),
         database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
         settings=workloads.web.runtime.settings,
+        secret_settings=secret_settings,
     )
 
     keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(

@@ -243,3 +243,22 @@ def test_app_settings_accept_yaml_numbers_and_refuse_credentials():
     assert config.workloads.web.runtime.settings == {"LCS_LARGE_THRESHOLD": "5000"}
     [problem] = problems_of({**GCP, "app": {"EXTRA_URL": "postgresql://u:secret@db/x"}})
     assert problem.startswith("ha-celery:app.settings") and "secret" not in problem
+
+
+def test_app_secrets_names_are_validated_and_values_stay_secret():
+    from pulumi.runtime import rpc
+
+    plan = plan_engine.evaluate("dev", overrides={
+        "ha-celery:appSecrets": {"API_TOKEN": {"secure": "v1:abc"}}})
+    [secret] = [r for r in plan.resources if r.type == "kubernetes:core/v1:Secret"
+                and r.name == "app-secrets-secret"]
+    assert rpc.is_rpc_secret(secret.inputs["stringData"])
+    with pytest.raises(ConfigError) as caught:
+        plan_engine.evaluate("dev", overrides={"ha-celery:appSecrets": {"bad-name": "x"}})
+    assert caught.value.problems[0].startswith("ha-celery:app.secretSettings")
+
+
+def test_app_secrets_must_be_a_mapping():
+    with pytest.raises(ConfigError) as caught:
+        plan_engine.evaluate("dev", overrides={"ha-celery:appSecrets": ["x"]})
+    assert caught.value.problems[0].startswith("ha-celery:appSecrets: expected a mapping")
