@@ -498,6 +498,10 @@ class WorkerPoolArgs:
     """The Celery queue this pool consumes (``small``, ``large``, ...)."""
     concurrency: int = 2
     """Worker processes per pod (``--concurrency``)."""
+    prefetch_multiplier: int = 1
+    """Messages each process may hold unacknowledged (``--prefetch-multiplier``). 1 suits long
+    tasks (nothing waits behind a running one); short-task pools gain ~1.5x throughput from 16
+    and lose nothing: acks stay late, so a dead worker's prefetched messages are redelivered."""
     resources: ContainerResources = field(default_factory=ContainerResources)
     migrate_resources: ContainerResources = field(default_factory=ContainerResources)
     """Of the `migrate` initContainer (short-lived; only alembic and the database driver)."""
@@ -524,6 +528,12 @@ class WorkerPoolArgs:
             f"{owner}.queue",
             self.queue,
             "a queue name: letters, digits, '_', '.', ':', '-'",
+        )
+        check(
+            1 <= self.prefetch_multiplier <= 256,
+            f"{owner}.prefetch_multiplier",
+            self.prefetch_multiplier,
+            "1..256 (1 for long tasks)",
         )
         check(
             1 <= self.concurrency <= 256,
@@ -608,6 +618,8 @@ def worker_command(args: WorkerPoolArgs) -> list[str]:
         args.queue,
         "--concurrency",
         str(args.concurrency),
+        "--prefetch-multiplier",
+        str(args.prefetch_multiplier),
         # Unique per pod (the pod name is the hostname), so Flower and `celery inspect` tell
         # replicas apart and the queue shows in the node name.
         "--hostname",

@@ -71,6 +71,19 @@ def test_worker_command_consumes_its_own_queue_with_its_concurrency():
     assert command[command.index("--hostname") + 1] == "large@%h"
 
 
+def test_prefetch_is_one_by_default_and_raised_per_pool():
+    # Long-task pools must not hold messages behind a running task; short-task pools may.
+    default = worker_command(pool())
+    assert default[default.index("--prefetch-multiplier") + 1] == "1"
+    short = worker_command(pool(queue="small", prefetch_multiplier=16))
+    assert short[short.index("--prefetch-multiplier") + 1] == "16"
+
+
+def test_prefetch_multiplier_is_bounded():
+    with pytest.raises(ArgsError, match="prefetch_multiplier"):
+        pool(prefetch_multiplier=0)
+
+
 def test_worker_resumes_after_a_broker_failover_without_waiting_for_other_workers():
     # Mingle waits ~1 s for replies at every reconnect, gossip re-declares a queue per worker:
     # both only delay the first task on the next broker node (see the failover drill).
