@@ -450,7 +450,7 @@ class QueueAutoscalingArgs:
     queue_monitor_secret_name: pulumi.Input[str]
     """Secret whose key ``queue_monitor_secret_key`` holds the management-API URL
     ``http://user:pass@<rabbitmq-client-svc>:15672/<vhost-url-encoded>``."""
-    queue_monitor_secret_key: str = "host"  # noqa: S105 - a key name, not a secret value
+    queue_monitor_secret_key: str = "host"
     messages_per_replica: int | None = None
     """Target (ready + unacknowledged) messages per replica; None: the pool's concurrency."""
     polling_interval_seconds: int = 15
