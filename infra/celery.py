@@ -29,6 +29,7 @@ import pulumi_kubernetes as k8s
 
 from infra import names, pod_security
 from infra.images import validate_image_reference
+from infra.quantities import parse_quantity
 from infra.validation import check
 
 APP_UID = 10001
@@ -72,28 +73,6 @@ def validate_object_name(value: str, field_name: str, *, max_length: int = 63) -
 
 
 # --------------------------------------------------------------------------- shared pod pieces
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_SUFFIX_FACTOR = {
-    None: 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-
-
-def parse_quantity(value: str, field_name: str) -> float:
-    """Kubernetes resource quantity -> float (cores or bytes), with a clear error."""
-    match = _QUANTITY.match(value) if isinstance(value, str) else None
-    check(match is not None, field_name, value, "a Kubernetes quantity, e.g. '250m', '1', '512Mi'")
-    return float(match.group(1)) * _SUFFIX_FACTOR[match.group(2)]
-
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerResources:

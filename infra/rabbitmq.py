@@ -34,6 +34,7 @@ import pulumi_random as random
 from infra import names as labels_module
 from infra import pod_security
 from infra import rabbitmq_config as config
+from infra.quantities import QUANTITY, quantity_bytes
 from infra.validation import check
 
 DEFAULT_IMAGE = "rabbitmq:4.3.4-management"
@@ -58,28 +59,8 @@ ADMIN_USERNAME_KEY = "username"
 ADMIN_PASSWORD_KEY = "password"
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_QUANTITY_FACTORS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def quantity_bytes(quantity: str) -> int:
-    """Bytes in a Kubernetes memory/storage quantity such as ``2Gi`` or ``500M``."""
-    match = _QUANTITY.match(quantity)
-    if not match:
-        raise ValueError(f"{quantity!r} is not a quantity like '2Gi', '512Mi' or '500M'")
-    return int(float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +136,7 @@ class RabbitMQClusterArgs:
         for name in ("storage_size", "memory", "disk_free_limit"):
             value = getattr(self, name)
             check(
-                bool(_QUANTITY.match(value)),
+                bool(QUANTITY.match(value)),
                 f"{cls}.{name}",
                 value,
                 "a Kubernetes quantity such as '2Gi'",
