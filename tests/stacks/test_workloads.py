@@ -192,13 +192,17 @@ def test_each_image_builds_from_the_context_its_dockerfile_copies_from(prod):
     assert images["pghoard-image-image"]["dockerfile"] == {"location": "pghoard/Dockerfile"}
 
 
-def test_app_secrets_reach_pods_by_reference_only(prod, tmp_path):
+def test_app_secrets_reach_pods_by_reference_only():
+    from stacks.plan import evaluate
+
+    plan = evaluate("prod", overrides={"ha-celery:appSecrets": {
+        "SENTRY_DSN": {"secure": "v1:ciphertext"}}})
     for queue in QUEUES:
-        [container] = pod_spec(prod.manifest("Deployment", f"worker-{queue}"))["containers"]
+        [container] = pod_spec(plan.manifest("Deployment", f"worker-{queue}"))["containers"]
         env = {e["name"]: e for e in container["env"]}
         assert env["SENTRY_DSN"]["valueFrom"]["secretKeyRef"] == {
             "name": "app-secrets", "key": "SENTRY_DSN"}
-    secret = prod.manifest("Secret", "app-secrets")
+    secret = plan.manifest("Secret", "app-secrets")
     assert secret["stringData"] == {"SENTRY_DSN": "[secret]"}
-    [resource] = [r for r in prod.resources if r.name == "app-secrets-secret"]
+    [resource] = [r for r in plan.resources if r.name == "app-secrets-secret"]
     assert rpc.is_rpc_secret(resource.inputs["stringData"])
