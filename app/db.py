@@ -160,3 +160,10 @@ def dispose_engines_after_fork() -> None:
         for engine in _engines.values():
             # close=False: the sockets belong to the parent; only drop our references.
             engine.dispose(close=False)
+
+
+def dispose_engines(*, containing: str) -> None:
+    """Close and forget the engines whose URL contains ``containing`` (a database being dropped)."""
+    with _engines_lock:
+        for url in [url for url in _engines if containing in url]:
+            _engines.pop(url).dispose()

@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,24 +30,9 @@ from celery.canvas import chunks
 from app.celery_app import HaCelery, make_celery
 from app.scheduler import send_many
 from app.settings import DEFAULT_QUEUE, AppSettings
+from drills.local_services import private_vhost, stop_process_group
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-def rabbitmqctl(*arguments: str) -> None:
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run([ctl, "--quiet", *arguments], check=True, capture_output=True, timeout=60)
-
-
-@contextlib.contextmanager
-def private_vhost() -> Iterator[str]:
-    vhost = f"bench-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
 
 
 @contextlib.contextmanager
@@ -87,13 +69,7 @@ def worker(environment: dict[str, str], concurrency: int) -> Iterator[None]:
             time.sleep(0.1)
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, grace=15)
         log.close()
         os.unlink(log.name)
 
@@ -127,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     items, chunk = arguments.items, arguments.chunk_size
     batched_items = arguments.batched_items
 
-    with tempfile.TemporaryDirectory() as scratch, private_vhost() as broker_url:
+    with tempfile.TemporaryDirectory() as scratch, private_vhost("bench") as broker_url:
         environment = {
             **os.environ,
             "CELERY_BROKER_URL": broker_url,

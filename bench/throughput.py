@@ -39,6 +39,8 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
+from drills.local_services import stop_process_group
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 BASELINE_BROKER_ENV = "BENCH_BASELINE_BROKER_URL"
 BASELINE_QUEUE = "celery"
@@ -187,13 +189,7 @@ def worker(app_path: str, queue: str, environment: dict[str, str], prefetch: int
     try:
         yield process, Path(log.name)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, grace=15)
         log.close()
         os.unlink(log.name)
 

@@ -51,13 +51,11 @@ from pathlib import Path
 
 import psycopg
 
+from drills.local_services import POSTGRES_ADMIN_URL, ServiceUnavailable, scratch_database
 from drills.rabbitmq_cluster import LocalRabbitMQCluster, node_short_name
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = os.environ.get(
-    "HACELERY_DRILL_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 TASK_QUEUE = "default"
 MIN_TASKS = 5000
 DEFAULT_REPORT_DIR = REPOSITORY / "build" / "drills"
@@ -302,30 +300,11 @@ class ProcessSet:
 @contextlib.contextmanager
 def drill_database() -> Iterator[str]:
     """A new, migrated PostgreSQL database for one run; dropped afterwards."""
-    from app.migrate import upgrade
-    from app.settings import AppSettings
-
-    name = f"drill_celery_{uuid.uuid4().hex[:12]}"
     try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        raise DrillFailure(
-            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); start it "
-            "(scripts/test-prerequisites.sh does) or set HACELERY_DRILL_POSTGRES"
-        ) from None
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    try:
-        upgrade(AppSettings(database_url=url).sqlalchemy_url)
-        yield url
-    finally:
-        from app.db import _engines
-
-        for key in [key for key in _engines if name in key]:
-            _engines.pop(key).dispose()
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with scratch_database("drill_celery", admin_url=POSTGRES_ADMIN_URL) as url:
+            yield url
+    except ServiceUnavailable as error:
+        raise DrillFailure(str(error)) from None
 
 
 @dataclass(frozen=True)

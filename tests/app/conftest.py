@@ -7,28 +7,21 @@ runs in its own process group and is killed (TERM, then KILL) at teardown, even 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from app.migrate import upgrade
-from app.settings import AppSettings
+from drills.local_services import private_vhost, scratch_database, stop_process_group
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_HOST = "127.0.0.1"
 BROKER_PORT = 5672
 
@@ -68,52 +61,24 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str) ->
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session."""
     _require(5432, "PostgreSQL")
-    name = f"app_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        upgrade(AppSettings(database_url=url).sqlalchemy_url)
+    with scratch_database("app_test") as url:
         yield url
-    finally:
-        from app.db import _engines
-
-        for key in [key for key in _engines if name in key]:
-            _engines.pop(key).dispose()
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def empty_postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database without any schema (for migration tests)."""
     _require(5432, "PostgreSQL")
-    name = f"app_test_empty_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _rabbitmqctl(*arguments: str) -> None:
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run([ctl, "--quiet", *arguments], check=True, capture_output=True, timeout=60)
+    with scratch_database("app_test_empty", migrate=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
     """A private vhost on the local broker (guest has all rights on it), deleted at the end."""
     _require(BROKER_PORT, "RabbitMQ")
-    vhost = f"app-test-{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
+    with private_vhost("app-test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -154,18 +119,6 @@ class Service:
         return [int(pid) for pid in children.read_text().split()]
 
 
-def stop_process(process: subprocess.Popen, *, grace: float = 5.0) -> None:
-    """TERM the process group, then KILL it; never leaves a child behind."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """Start a command in its own process group, logging to a file; all are stopped at teardown."""
@@ -203,7 +156,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
 
     yield start
     for service in reversed(services):
-        stop_process(service.process)
+        stop_process_group(service.process)
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""Scratch resources on this machine's own PostgreSQL and RabbitMQ, and process clean-up.
+
+Shared by the app's integration tests, the Celery failover drill and the benchmarks, which all
+need a fresh database (migrated by the app's own migrations), a private vhost on the local broker,
+and worker processes that never outlive their run. Each is a context manager that removes what
+it created, even when the body fails. Does not start the services themselves
+(``scripts/prereq.d/10-services.sh`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HACELERY_DRILL_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+"""A superuser connection to the local PostgreSQL (trust auth), used to create databases."""
+BROKER_HOST = "127.0.0.1"
+BROKER_PORT = 5672
+
+
+class ServiceUnavailable(RuntimeError):
+    """A local service the caller needs is not reachable; the message says how to start it."""
+
+
+@contextlib.contextmanager
+def scratch_database(
+    prefix: str, *, migrate: bool = True, admin_url: str = POSTGRES_ADMIN_URL
+) -> Iterator[str]:
+    """A new database named ``<prefix>_<random>`` (migrated unless ``migrate=False``); yields
+    its URL and drops it afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        raise ServiceUnavailable(
+            f"PostgreSQL is not reachable at {admin_url} ({error}); start it with "
+            "scripts/prereq.d/10-services.sh or set HACELERY_DRILL_POSTGRES"
+        ) from None
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        if migrate:
+            from app.migrate import upgrade
+            from app.settings import AppSettings
+
+            upgrade(AppSettings(database_url=url).sqlalchemy_url)
+        yield url
+    finally:
+        from app.db import dispose_engines
+
+        # Pooled connections would keep the database busy; FORCE ends any stragglers.
+        dispose_engines(containing=name)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rabbitmqctl(*arguments: str) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "--quiet", *arguments], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def private_vhost(prefix: str) -> Iterator[str]:
+    """A vhost on the local broker where `guest` has every right; yields its AMQP URL."""
+    vhost = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def stop_process_group(process: subprocess.Popen, *, grace: float = 5.0) -> None:
+    """TERM the process's group (started with ``start_new_session=True``), wait up to ``grace``
+    seconds, then KILL whatever is left: no worker or pool child outlives its run."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
