@@ -413,16 +413,37 @@ _VOCABULARY = [
 ]
 
 
+def _simple_enqueue(
+    arguments: argparse.Namespace,
+) -> tuple[int, Callable[[int], tuple[str, tuple[Any, ...], str]]] | None:
+    """For the commands that only publish N tasks: how many, and the call for task ``i``."""
+    command, queue = arguments.command, getattr(arguments, "queue", None)
+    if command == "count":
+        return arguments.n, lambda _i: ("count", (arguments.seconds,), queue)
+    if command == "record":
+        width = max(5, len(str(arguments.n - 1)))
+        return arguments.n, lambda i: (
+            "record", (f"{arguments.prefix}-{i:0{width}d}", arguments.work_seconds), queue)
+    if command == "noop":
+        return arguments.n, lambda _i: ("noop", (), queue)
+    if command == "noop-batch":
+        batches = list(_batches(arguments.n, arguments.batch_size))
+        return len(batches), lambda i: ("noop_batch", (batches[i],), queue)
+    return None
+
+
 def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
     celery = make_celery(settings)
     progress = not arguments.no_progress
     stats = PublishStats()
     command = arguments.command
-    if command == "count":
+    enqueue = _simple_enqueue(arguments)
+    if enqueue is not None:
+        total, make_call = enqueue
         seconds = send_many(
             celery,
-            arguments.n,
-            lambda _i: ("count", (arguments.seconds,), arguments.queue),
+            total,
+            make_call,
             unit="tasks",
             progress=progress,
             publishers=arguments.publishers,
@@ -430,53 +451,9 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             retry_seconds=arguments.retry_seconds,
             stats=stats,
         )
-        _report(arguments.n, "tasks", seconds, stats)
-    elif command == "record":
-        width = max(5, len(str(arguments.n - 1)))
-        seconds = send_many(
-            celery,
-            arguments.n,
-            lambda i: (
-                "record",
-                (f"{arguments.prefix}-{i:0{width}d}", arguments.work_seconds),
-                arguments.queue,
-            ),
-            unit="tasks",
-            progress=progress,
-            publishers=arguments.publishers,
-            rate=arguments.rate,
-            retry_seconds=arguments.retry_seconds,
-            stats=stats,
-        )
-        _report(arguments.n, "tasks", seconds, stats)
-    elif command == "noop":
-        seconds = send_many(
-            celery,
-            arguments.n,
-            lambda _i: ("noop", (), arguments.queue),
-            unit="tasks",
-            progress=progress,
-            publishers=arguments.publishers,
-            rate=arguments.rate,
-            retry_seconds=arguments.retry_seconds,
-            stats=stats,
-        )
-        _report(arguments.n, "tasks", seconds, stats)
-    elif command == "noop-batch":
-        batches = list(_batches(arguments.n, arguments.batch_size))
-        seconds = send_many(
-            celery,
-            len(batches),
-            lambda i: ("noop_batch", (batches[i],), arguments.queue),
-            unit="tasks",
-            progress=progress,
-            publishers=arguments.publishers,
-            rate=arguments.rate,
-            retry_seconds=arguments.retry_seconds,
-            stats=stats,
-        )
-        _report(len(batches), "tasks", seconds, stats)
-        print(f"  = {arguments.n / seconds:,.0f} items/s published")
+        _report(total, "tasks", seconds, stats)
+        if command == "noop-batch":
+            print(f"  = {arguments.n / seconds:,.0f} items/s published")
     elif command == "lcs":
         return _run_lcs(arguments, settings, celery, progress)
     elif command == "wordcount":
