@@ -137,13 +137,14 @@ class PgHoardBackupArgs:
     database_port: int = 5432
     postgres_major_version: int = 17
     """Must match the server (PostgresArgs.major_version): pghoard picks its binaries by it."""
-    site: str = "hacelery"
-    basebackup_interval_hours: int = 24
-    basebackup_count: int = 4
+    # The policy defaults live in PgHoardSettings (the generator), once.
+    site: str = PgHoardSettings.site
+    basebackup_interval_hours: int = PgHoardSettings.basebackup_interval_hours
+    basebackup_count: int = PgHoardSettings.basebackup_count
     """Base backups kept; older ones and the WAL only they need are deleted by pghoard."""
-    basebackup_max_rate_mib: int = 32
+    basebackup_max_rate_mib: int = PgHoardSettings.basebackup_max_rate_kib // 1024
     """MiB/s the server may spend sending a base backup (pg_basebackup --max-rate)."""
-    compression_algorithm: str = "zstd"
+    compression_algorithm: str = PgHoardSettings.compression_algorithm
     max_basebackup_age_hours: float = 26.0
     """Readiness fails past this (interval + time for one backup to finish)."""
     max_wal_age_minutes: float = 60.0
