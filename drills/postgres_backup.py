@@ -149,16 +149,17 @@ class Processes:
             "LANG": "C.UTF-8",
         }
 
+    def _as_user(self) -> dict:
+        """Process settings that run a command as the unprivileged user, in its own workdir."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": [], "env": self.env,
+                "cwd": self.workdir}
+
     def run(
         self, command: list[str], *, check: bool = True, **kwargs
     ) -> subprocess.CompletedProcess:
         completed = subprocess.run(
             command,
-            user=self.uid,
-            group=self.gid,
-            extra_groups=[],
-            env=self.env,
-            cwd=self.workdir,
+            **self._as_user(),
             capture_output=True,
             text=True,
             check=False,
@@ -175,11 +176,7 @@ class Processes:
         with log.open("ab") as output:
             child = subprocess.Popen(
                 command,
-                user=self.uid,
-                group=self.gid,
-                extra_groups=[],
-                env=self.env,
-                cwd=self.workdir,
+                **self._as_user(),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
