@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from stacks.config_problems import Problems, expected_from_pydantic, yaml_hint
+from stacks.config_problems import Problems, closest, expected_from_pydantic, yaml_hint
 
 PROJECT = "ha-celery"
 _SNAKE_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
@@ -173,14 +173,23 @@ def _model_at(annotation: Any, path: tuple[Any, ...]) -> type[_Shape] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, _Shape) else None
 
 
-def _shape_problems(problems: Problems, key: str, annotation: Any, error: ValidationError,
-                    *, names: Mapping[str, str] | None = None) -> None:
-    """One problem line per pydantic error, under ``key`` plus the error's location."""
-    for item in error.errors():
+def _shape_problems(problems: Problems, key: str, annotation: Any,
+                    error: ValidationError) -> None:
+    """One problem line per pydantic error, under ``key`` plus the error's location (YAML keys,
+    so as written). A required key that is only missing because it is misspelled is reported
+    once, as the misspelling."""
+    errors = error.errors()
+    misspelled = set()
+    for item in errors:
+        if item["type"] == "extra_forbidden":
+            location = tuple(item["loc"])
+            model = _model_at(annotation, location[:-1])
+            guess = closest(str(location[-1]), [to_camel(n) for n in model.model_fields]
+                            if model else [])
+            misspelled.add((*location[:-1], guess))
+    for item in errors:
         location = tuple(item["loc"])
-        # A field name as written (a YAML key, or a dataclass field via ``names``).
-        path = "".join(f"[{part}]" if isinstance(part, int)
-                       else f".{(names or {}).get(str(part), part)}" for part in location)
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
         full = f"{key}{path}"
         value = item.get("input")
         kind = item["type"]
@@ -189,7 +198,8 @@ def _shape_problems(problems: Problems, key: str, annotation: Any, error: Valida
             allowed = [to_camel(n) for n in model.model_fields] if model else []
             problems.unknown(full, str(location[-1]), allowed)
         elif kind == "missing":
-            problems.note(full, "missing; this setting is required here")
+            if location not in misspelled:
+                problems.note(full, "missing; this setting is required here")
         elif kind in ("string_type", "literal_error") or kind.startswith("string_"):
             problems.add(full, value, expected_from_pydantic(item["msg"]),
                          hint=yaml_hint(value))

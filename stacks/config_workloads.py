@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,13 @@ _SECTIONS: tuple[tuple[str, _Section], ...] = (
 against it)."""
 
 
+# Where the wired fields that come from the stack file are set: an error about one of them is
+# reported under that key (a bad gcp:project shows up first in the backup bucket's checks).
+_WIRED_FROM = {"project": "gcp:project", "location": "gcp:region",
+               "zones": f"{PROJECT}:zones", "namespace": f"{PROJECT}:namespace",
+               "watch_namespace": f"{PROJECT}:namespace"}
+
+
 def _snake_keys(value: Any) -> Any:
     if isinstance(value, dict):
         return {snake(key) if isinstance(key, str) else key: _snake_keys(item)
@@ -161,6 +169,30 @@ def _field_type(cls: type, name: str) -> Any:
     if not isinstance(annotation, str):
         return annotation
     return eval(annotation, vars(sys.modules[cls.__module__]))  # noqa: S307 - our own source
+
+
+def _unknown_nested_keys(problems: Problems, key: str, annotation: Any, value: Any) -> bool:
+    """Keys inside a nested setting (``resources: {cpuRequst: ...}``) that its dataclass does
+    not have. pydantic ignores extra keys of plain dataclasses, so they are checked here."""
+    found = False
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+            fields = {f.name: f for f in dataclasses.fields(option)}
+            for user_key, item in value.items():
+                name = snake(str(user_key))
+                if name not in fields:
+                    problems.unknown(f"{key}.{user_key}", str(user_key),
+                                     [to_camel(n) for n in fields])
+                    found = True
+                else:
+                    found |= _unknown_nested_keys(problems, f"{key}.{user_key}",
+                                                  _field_type(option, name), item)
+        elif typing.get_origin(option) is tuple and isinstance(value, list):
+            item_type = typing.get_args(option)[0]
+            for index, item in enumerate(value):
+                found |= _unknown_nested_keys(problems, f"{key}[{index}]", item_type, item)
+    return found
 
 
 def _value_problems(problems: Problems, key: str, annotation: Any,
@@ -199,7 +231,7 @@ def _section(problems: Problems, key: str, spec: _Section, raw: Any,
         problems.add(prefix, raw, "a mapping of settings (see the README's settings table)")
         return None, {}
     settable = spec.settable()
-    names: dict[str, str] = {}
+    names = {name: _WIRED_FROM[name] for name in spec.wired if name in _WIRED_FROM}
     values: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     before = len(problems)
@@ -214,6 +246,8 @@ def _section(problems: Problems, key: str, spec: _Section, raw: Any,
             continue
         names[name] = str(user_key)
         annotation = _field_type(spec.args, name)
+        if _unknown_nested_keys(problems, f"{prefix}.{user_key}", annotation, value):
+            continue
         try:
             values[name] = TypeAdapter(annotation).validate_python(_snake_keys(value))
         except ValidationError as error:

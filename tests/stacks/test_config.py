@@ -487,3 +487,27 @@ def test_on_off_in_a_text_setting_of_the_file_gets_the_hint(tmp_path, capsys):
     code, _, err = _plan(tmp_path, _dev_with("  ha-celery:app:\n    FEATURE: on\n"), capsys)
     assert code == 2
     assert "ha-celery:app.FEATURE: got True" in err and "yes/no/on/off" in err
+
+
+def test_a_misspelled_required_key_is_one_mistake_not_two():
+    problems = problems_of({**GCP, "cluster": {"masterAuthorizedNetworks": [{"cidrr": "x"}]}})
+    assert problems == ["ha-celery:cluster.masterAuthorizedNetworks[0].cidrr: unknown setting; "
+                        "did you mean 'cidr'? (allowed: cidr, displayName)"]
+
+
+def test_an_unknown_key_inside_a_nested_setting_is_not_ignored():
+    [problem] = problems_of({**GCP, "workers": {
+        "default": {"resources": {"cpuRequst": "1"}}, "small": {}, "large": {}}})
+    assert problem.startswith("ha-celery:workers.default.resources.cpuRequst: unknown setting; "
+                              "did you mean 'cpuRequest'?")
+
+
+def test_a_bad_project_is_named_as_gcp_project_wherever_it_is_first_checked():
+    [problem] = problems_of({**GCP, "gcp_project": "Bad Project"})
+    assert problem.startswith("gcp:project: got 'Bad Project'; expected a GCP project id")
+
+
+def test_a_misspelled_pool_name_is_pointed_out():
+    [problem] = problems_of({**GCP, "workers": {"default": {}, "large": {}, "smal": {}}})
+    assert problem.endswith("'small' is missing, so its tasks would never run "
+                            "(is 'smal' meant to be 'small'?)")
