@@ -87,7 +87,8 @@ class _Local(_Shape):
 
 class StackShape(_Shape):
     """Every `ha-celery:*` key (plus `gcp:project` / `gcp:region`). Workload sections are
-    checked field by field against their component's Args (see ``_section``)."""
+    mappings here: ``stacks/config_workloads.py`` checks them field by field against their
+    component's Args."""
 
     platform: Literal["gcp", "local"] = "gcp"
     namespace: str = "ha-celery"
@@ -109,7 +110,8 @@ class StackShape(_Shape):
     scheduler: dict[str, Any] | None = None
     sweeper: dict[str, Any] | None = None
     app: dict[str, Any] | None = None
-    """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); checked by ``_app``."""
+    """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); each value is checked
+    (and credentials refused) by ``stacks/config_workloads.py``."""
 
 
 GCP_FIELDS = {"gcp_project": "gcp:project", "gcp_region": "gcp:region"}
@@ -128,7 +130,7 @@ def _is_text(annotation: Any) -> bool:
 
 
 TEXT_KEYS = tuple(key for key, name in OWN_KEYS.items()
-                   if _is_text(StackShape.model_fields[name].annotation))
+                  if _is_text(StackShape.model_fields[name].annotation))
 
 
 def given(**values: Any) -> dict[str, Any]:
@@ -137,6 +139,7 @@ def given(**values: Any) -> dict[str, Any]:
 
 
 def top_key(field_name: str) -> str:
+    """A ``StackShape`` field as the stack file spells its key (``gcp:region``, ...)."""
     return GCP_FIELDS.get(field_name, f"{PROJECT}:{to_camel(field_name)}")
 
 
@@ -208,7 +211,7 @@ def _shape_problems(problems: Problems, key: str, annotation: Any,
 
 
 def validate_top_level(own: Mapping[str, Any], gcp: Mapping[str, Any],
-                        problems: Problems) -> dict[str, Any]:
+                       problems: Problems) -> dict[str, Any]:
     """Each top-level key on its own, so one bad section never hides another one's mistakes.
     Returns the valid values by ``StackShape`` field name."""
     valid: dict[str, Any] = {}
