@@ -91,3 +91,13 @@ def test_the_benchmark_measures_every_variant_through_a_real_worker(default_app_
     assert [(row[-6], row[-5]) for row in rows] == [("100", "100"), ("1,000", "20"),
                                                     ("1,000", "20")]
     assert default_app_trap.published == []
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--items", "0", "0 is not positive: give 1 or more"),
+    ("--runs", "three", "'three' is not a whole number")])
+def test_a_bad_flag_is_named_before_anything_starts(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as caught:
+        bench_tasks.main([flag, value])
+    assert caught.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err

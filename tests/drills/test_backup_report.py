@@ -89,3 +89,13 @@ def test_the_real_drill_writes_parseable_json_on_stdout_and_progress_on_stderr()
     assert completed.returncode == 0, completed.stderr
     assert (report["ok"], report["rows_restored"]) == (True, 300)
     assert "rows written" in completed.stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("0", "0 is out of range 1..1000000"), ("many", "'many' is not a whole number")])
+def test_a_bad_row_count_is_named_before_anything_starts(value, message, capsys, monkeypatch):
+    monkeypatch.setattr(postgres_backup, "run_drill", lambda **_: pytest.fail("drill started"))
+    with pytest.raises(SystemExit) as caught:
+        postgres_backup.main(["--rows-before", value])
+    assert caught.value.code == 2
+    assert f"argument --rows-before: {message}" in capsys.readouterr().err
