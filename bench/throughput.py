@@ -251,8 +251,14 @@ def worker_command(variant: Variant) -> list[str]:
     celery_bin = str(Path(sys.executable).parent / "celery")
     if not variant.platform:
         # Nothing of ours: Celery's defaults, at the same concurrency as the platform.
-        return [celery_bin, "--app", "bench.throughput:baseline", "worker",
-                "--concurrency", str(CONCURRENCY)]
+        return [
+            celery_bin,
+            "--app",
+            "bench.throughput:baseline",
+            "worker",
+            "--concurrency",
+            str(CONCURRENCY),
+        ]
     from infra.celery import AppRuntimeArgs, SecretKeyRef, WorkerPoolArgs
     from infra.celery import worker_command as deployment_command
 
@@ -261,9 +267,14 @@ def worker_command(variant: Variant) -> list[str]:
         image="bench.invalid/ha-celery:local",
         broker_url=SecretKeyRef(name="rabbitmq-broker", key="url"),
     )
-    command = deployment_command(WorkerPoolArgs(
-        runtime=runtime, queue=variant.queue, concurrency=CONCURRENCY,
-        prefetch_multiplier=variant.prefetch))
+    command = deployment_command(
+        WorkerPoolArgs(
+            runtime=runtime,
+            queue=variant.queue,
+            concurrency=CONCURRENCY,
+            prefetch_multiplier=variant.prefetch,
+        )
+    )
     command[0] = celery_bin
     command[command.index("--app") + 1] = "bench.throughput:platform"
     command[command.index("--hostname") + 1] = f"bench-{time.time_ns()}@localhost"
@@ -276,7 +287,11 @@ def worker_command(variant: Variant) -> list[str]:
 def worker(command: list[str], environment: dict[str, str]) -> Iterator[subprocess.Popen]:
     log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        command, cwd=REPOSITORY, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        command,
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -333,8 +348,11 @@ def drain(
         while True:
             done = completions.stat().st_size // _RECORD.size
             if window_start is None and done:
-                window_start = (done, cpu_seconds(broker_pids),
-                                cpu_seconds(process_tree(process.pid)))
+                window_start = (
+                    done,
+                    cpu_seconds(broker_pids),
+                    cpu_seconds(process_tree(process.pid)),
+                )
             if done >= messages:
                 broker_cpu = cpu_seconds(broker_pids)
                 worker_cpu = cpu_seconds(process_tree(process.pid))
@@ -381,12 +399,20 @@ def variants(prefetch: int) -> list[Variant]:
     return [
         Variant("Celery defaults, per item", platform=False, chunked=False),
         Variant("platform, per item, prefetch 1", platform=True, chunked=False),
-        Variant(f"platform, per item, prefetch {prefetch}", platform=True, chunked=False,
-                prefetch=prefetch),
+        Variant(
+            f"platform, per item, prefetch {prefetch}",
+            platform=True,
+            chunked=False,
+            prefetch=prefetch,
+        ),
         Variant("Celery defaults, chunked", platform=False, chunked=True),
         Variant("platform, chunked, prefetch 1", platform=True, chunked=True),
-        Variant(f"platform, chunked, prefetch {prefetch}", platform=True, chunked=True,
-                prefetch=prefetch),
+        Variant(
+            f"platform, chunked, prefetch {prefetch}",
+            platform=True,
+            chunked=True,
+            prefetch=prefetch,
+        ),
     ]
 
 
@@ -427,8 +453,9 @@ def main(argv: list[str] | None = None) -> int:
             "CELERY_HEARTBEAT_FILE": f"{scratch}/heartbeat",
             "PYTHONPATH": str(REPOSITORY),
         }
-        os.environ.update({k: environment[k] for k in (BASELINE_BROKER_ENV, "CELERY_BROKER_URL",
-                                                       "DATABASE_URL")})
+        os.environ.update(
+            {k: environment[k] for k in (BASELINE_BROKER_ENV, "CELERY_BROKER_URL", "DATABASE_URL")}
+        )
         apps = {False: _baseline_app(), True: __getattr__("platform")}
         for app in apps.values():
             with app.connection_for_write() as connection:
@@ -465,15 +492,26 @@ def main(argv: list[str] | None = None) -> int:
                 items = arguments.chunked_items if variant.chunked else arguments.items
                 if variant.chunked:
                     calls = [
-                        ("bench.noop_batch", (list(range(i, min(items, i + arguments.chunk))),),
-                         variant.queue)
+                        (
+                            "bench.noop_batch",
+                            (list(range(i, min(items, i + arguments.chunk))),),
+                            variant.queue,
+                        )
                         for i in range(0, items, arguments.chunk)
                     ]
                 else:
                     calls = [("bench.noop", (), variant.queue)] * items
                 publish_with_confirm_window(app, calls)
-                result = drain(app, variant, len(calls), items, completions, environment,
-                               broker_pids, timeout=max(120.0, items / 100))
+                result = drain(
+                    app,
+                    variant,
+                    len(calls),
+                    items,
+                    completions,
+                    environment,
+                    broker_pids,
+                    timeout=max(120.0, items / 100),
+                )
                 measured[variant.name] = result
                 print(
                     f"  repeat {repeat + 1}: {variant.name:<34} "
