@@ -113,9 +113,9 @@ def read_completions(path: Path) -> list[tuple[float, int]]:
 # ------------------------------------------------------------------------------- the two apps
 
 
-def _baseline_app() -> Celery:
+def baseline_app(broker_url: str | None = None) -> Celery:
     """Celery with nothing configured but the broker: what a new project starts with."""
-    baseline = Celery("bench_baseline", broker=os.environ[BASELINE_BROKER_ENV])
+    baseline = Celery("bench_baseline", broker=broker_url or os.environ[BASELINE_BROKER_ENV])
     # Celery's default queue, declared as Celery declares it, with the queue type made
     # explicit: the platform's vhost defaults to quorum queues (its definitions), and
     # Celery's default (``task_default_queue_type``) is classic.
@@ -136,7 +136,7 @@ _APPS: dict[str, Celery] = {}
 def __getattr__(name: str) -> Any:
     # `celery --app bench.throughput:baseline|platform worker` builds the app in the worker.
     if name == "baseline":
-        return _APPS.setdefault(name, _baseline_app())
+        return _APPS.setdefault(name, baseline_app())
     if name == "platform":
         if name not in _APPS:
             from app.celery_app import celery
@@ -144,6 +144,15 @@ def __getattr__(name: str) -> Any:
             _APPS[name] = _register(celery)
         return _APPS[name]
     raise AttributeError(name)
+
+
+def platform_app(environment: dict[str, str]) -> Celery:
+    """The platform's app for ``environment`` with the bench tasks (for the publishing side;
+    the worker builds its own from the environment it is started with)."""
+    from app.celery_app import make_celery
+    from app.settings import AppSettings
+
+    return _register(make_celery(AppSettings.from_environ(environment)))
 
 
 def celery_defaults() -> dict[str, Any]:
@@ -386,6 +395,37 @@ def drain(
 # ------------------------------------------------------------------------------------ run
 
 
+def bench_environment(broker_url: str, scratch: Path) -> dict[str, str]:
+    """Environment of the workers: both apps on ``broker_url``, files under ``scratch``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_"))},
+        "CELERY_BROKER_URL": broker_url,
+        BASELINE_BROKER_ENV: broker_url,
+        COMPLETIONS_ENV: str(scratch / "completions"),
+        "DATABASE_URL": f"sqlite:///{scratch}/bench.sqlite3",
+        "CELERY_HEARTBEAT_FILE": f"{scratch}/heartbeat",
+        "PYTHONPATH": str(REPOSITORY),
+    }
+
+
+def declare_queues(app: Celery) -> None:
+    """Declare an app's queues before anything is published to them."""
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()
+
+
+def calls_for(variant: Variant, items: int, chunk: int) -> list[tuple[str, tuple[Any, ...], str]]:
+    """The messages that carry ``items`` items for a variant: one per item, or per chunk."""
+    if variant.chunked:
+        return [
+            ("bench.noop_batch", (list(range(i, min(items, i + chunk))),), variant.queue)
+            for i in range(0, items, chunk)
+        ]
+    return [("bench.noop", (), variant.queue)] * items
+
+
 def summary(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
@@ -443,25 +483,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as scratch, LocalRabbitMQCluster(size=3) as cluster:
         broker_url = cluster.broker_url()
-        completions = Path(scratch) / "completions"
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_"))},
-            "CELERY_BROKER_URL": broker_url,
-            BASELINE_BROKER_ENV: broker_url,
-            COMPLETIONS_ENV: str(completions),
-            "DATABASE_URL": f"sqlite:///{scratch}/bench.sqlite3",
-            "CELERY_HEARTBEAT_FILE": f"{scratch}/heartbeat",
-            "PYTHONPATH": str(REPOSITORY),
-        }
-        os.environ.update(
-            {k: environment[k] for k in (BASELINE_BROKER_ENV, "CELERY_BROKER_URL", "DATABASE_URL")}
-        )
-        apps = {False: _baseline_app(), True: __getattr__("platform")}
+        environment = bench_environment(broker_url, Path(scratch))
+        completions = Path(environment[COMPLETIONS_ENV])
+        apps = {False: baseline_app(broker_url), True: platform_app(environment)}
         for app in apps.values():
-            with app.connection_for_write() as connection:
-                channel = connection.default_channel
-                for queue in app.amqp.queues.values():
-                    queue.bind(channel).declare()
+            declare_queues(app)
         broker_pids = [cluster.beam_pid(node.name) for node in cluster.nodes]
         import celery as celery_package
 
@@ -490,17 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             for variant in order:
                 app = apps[variant.platform]
                 items = arguments.chunked_items if variant.chunked else arguments.items
-                if variant.chunked:
-                    calls = [
-                        (
-                            "bench.noop_batch",
-                            (list(range(i, min(items, i + arguments.chunk))),),
-                            variant.queue,
-                        )
-                        for i in range(0, items, arguments.chunk)
-                    ]
-                else:
-                    calls = [("bench.noop", (), variant.queue)] * items
+                calls = calls_for(variant, items, arguments.chunk)
                 publish_with_confirm_window(app, calls)
                 result = drain(
                     app,
