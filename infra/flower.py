@@ -17,15 +17,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
-    network_policy_args,
     object_meta,
     validate_object_name,
 )
+from infra.app_policies import network_policy_args
 from infra.validation import check
 
 FLOWER_APP_NAME = "flower"

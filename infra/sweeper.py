@@ -17,14 +17,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
-    network_policy_args,
     object_meta,
 )
+from infra.app_policies import network_policy_args
 from infra.validation import check
 
 SWEEPER_APP_NAME = "job-sweeper"

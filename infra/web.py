@@ -21,17 +21,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
     migrate_container,
-    network_policy_args,
     object_meta,
-    pod_disruption_budget_args,
     validate_object_name,
 )
+from infra.app_policies import network_policy_args, pod_disruption_budget_args
 from infra.validation import check
 
 WEB_APP_NAME = "web"
