@@ -1,0 +1,308 @@
+"""The mock runtime that evaluates a program offline and records every registration.
+
+Owns `PlanMocks` (inputs as outputs, plus deterministic fakes for what only the cloud knows),
+`RecordingMonitor` (keeps each registration's parent, provider and secret markers), `Plan` (the
+evaluated resource graph) and `evaluate` / `run_program`, which the tests use to assert on whole
+stacks and single components.
+
+Does not validate manifests (``validate``), write files (``output``) or compare plans
+(``compare``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from stacks.config import PROJECT
+from stacks.plan.stackfile import (
+    ROOT,
+    SECRET_PLACEHOLDER_PREFIX,
+    _placeholders,
+    _qualify,
+    read_stack_config,
+)
+
+SECRET = "[secret]"
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    provider: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    """Inputs as registered; secret values are still wrapped (see ``redact``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "provider": self.provider,
+            "inputs": redact(self.inputs),
+        }
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret (and anything derived from one) by ``"[secret]"``."""
+    if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        # A secret mapping (a Secret's stringData) keeps its keys, which are not secret and
+        # show what the object holds; every value is hidden.
+        if isinstance(inner, dict):
+            return {key: SECRET for key in inner}
+        return SECRET
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        # The wire format carries every number as a double; Kubernetes wants integers back.
+        return int(value)
+    return value
+
+
+def _fake(kind: str, seed: str) -> str:
+    return f"{kind}{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Returns inputs as outputs, plus deterministic fakes for what only the cloud knows."""
+
+    def __init__(self, project_id: str = "plan-project") -> None:
+        self.project_id = project_id
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        seed = f"{args.typ}/{args.name}"
+        typ = args.typ
+        if typ.startswith("kubernetes:") and not typ.startswith("kubernetes:helm.sh"):
+            metadata = dict(outputs.get("metadata") or {})
+            # Pulumi auto-names objects without metadata.name: a stable suffix stands in.
+            metadata.setdefault("name", autoname(args.name))
+            outputs["metadata"] = metadata
+        else:
+            outputs.setdefault("name", args.inputs.get("name", args.name))
+        extra: dict[str, Any] = {}
+        if typ == "gcp:container/cluster:Cluster":
+            extra = {
+                "endpoint": "203.0.113.10",
+                "masterAuth": {"clusterCaCertificate": "UExBTi1DQQ=="},
+            }
+        elif typ == "gcp:compute/globalAddress:GlobalAddress":
+            extra = {"address": "203.0.113.20"}
+        elif typ == "gcp:dns/managedZone:ManagedZone":
+            extra = {"nameServers": [f"ns-cloud-a{i}.googledomains.com." for i in range(1, 5)]}
+        elif typ == "gcp:serviceaccount/account:Account":
+            project = args.inputs.get("project") or self.project_id
+            extra = {"email": f"{args.inputs.get('accountId')}@{project}.iam.gserviceaccount.com"}
+        elif typ == "gcp:storage/bucket:Bucket":
+            extra = {"url": f"gs://{outputs['name']}"}
+        elif typ == "gcp:artifactregistry/repository:Repository":
+            extra = {"registryUri": f"europe-docker.pkg.dev/{self.project_id}/{outputs['name']}"}
+        elif typ in (
+            "random:index/randomPassword:RandomPassword",
+            "random:index/randomString:RandomString",
+        ):
+            extra = {"result": rpc.wrap_rpc_secret(_fake(SECRET_PLACEHOLDER_PREFIX, seed))}
+        elif typ == "random:index/randomId:RandomId":
+            extra = {"hex": _fake("", seed), "b64Std": _fake("", seed)}
+        elif typ == "tls:index/privateKey:PrivateKey":
+            pem = (
+                "-----BEGIN PUBLIC KEY-----\n"
+                + _fake("PLANPUBLICKEY", seed)
+                + "\n-----END PUBLIC KEY-----\n"
+            )
+            extra = {
+                "privateKeyPem": rpc.wrap_rpc_secret(_fake(SECRET_PLACEHOLDER_PREFIX, seed)),
+                "privateKeyPemPkcs8": rpc.wrap_rpc_secret(
+                    _fake(SECRET_PLACEHOLDER_PREFIX, seed + "8")
+                ),
+                "publicKeyPem": pem,
+                "publicKeyOpenssh": "ssh-rsa " + _fake("PLAN", seed),
+            }
+        elif typ.startswith("docker-build:index:Image"):
+            digest = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+            tags = args.inputs.get("tags") or ["plan/image:plan"]
+            extra = {"digest": digest, "ref": f"{str(tags[0]).split(':')[0]}@{digest}"}
+        outputs.update(extra)
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        if args.token == "gcp:dns/getKeys:getKeys":
+            return {
+                "keySigningKeys": [{"dsRecord": "2371 8 2 PLANDSRECORDDIGEST", "isActive": True}],
+                "zoneSigningKeys": [],
+                "managedZone": args.args.get("managedZone"),
+            }
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            return {"project": self.project_id, "accessToken": "plan"}
+        return {}
+
+
+def autoname(resource_name: str) -> str:
+    """What Pulumi's auto-naming would produce, with a stable suffix instead of a random one."""
+    return f"{resource_name}-{hashlib.sha256(resource_name.encode()).hexdigest()[:7]}"
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, keeping each registration's parent, provider and secret markers."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Resource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        provider = request.provider.split("::")
+        provider_urn = "::".join(provider[:-1]) if request.provider else None
+        self.registrations.append(
+            Resource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                provider=provider_urn,
+                custom=bool(request.custom),
+                inputs=rpc.deserialize_properties(request.object) if request.object else {},
+            )
+        )
+        return response
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass
+class Plan:
+    """The evaluated resource graph of one stack."""
+
+    stack: str
+    kubernetes_version: str
+    resources: list[Resource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str) -> Resource:
+        matches = [r for r in self.resources if r.type == type_token and r.name == name]
+        if len(matches) != 1:
+            raise LookupError(f"expected one {type_token} named {name!r}, found {len(matches)}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise LookupError(urn)
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object as it would be applied (secrets redacted)."""
+        return [to_manifest(r) for r in self.resources if is_kubernetes_object(r)]
+
+    def manifest(self, kind: str, name: str) -> dict[str, Any]:
+        matches = [
+            m for m in self.manifests() if m.get("kind") == kind and m["metadata"]["name"] == name
+        ]
+        if len(matches) != 1:
+            names = sorted(m["metadata"]["name"] for m in self.manifests() if m.get("kind") == kind)
+            raise LookupError(f"expected one {kind} named {name!r}; {kind}s: {names}")
+        return matches[0]
+
+    def kinds(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.manifests() if m.get("kind") == kind]
+
+
+def is_kubernetes_object(resource: Resource) -> bool:
+    return (
+        resource.custom
+        and resource.type.startswith("kubernetes:")
+        and not resource.type.startswith("kubernetes:helm.sh")
+        and not resource.type.startswith("pulumi:providers:")
+        and not resource.type.startswith("kubernetes:yaml")
+    )
+
+
+def to_manifest(resource: Resource) -> dict[str, Any]:
+    body = redact(resource.inputs)
+    body = {k: v for k, v in body.items() if not k.startswith("__")}
+    metadata = dict(body.get("metadata") or {})
+    metadata.setdefault("name", autoname(resource.name))
+    body["metadata"] = metadata
+    ordered = {
+        "apiVersion": body.pop("apiVersion", None),
+        "kind": body.pop("kind", None),
+        "metadata": body.pop("metadata"),
+    }
+    ordered.update(dict(sorted(body.items())))
+    return ordered
+
+
+def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | None = None) -> Plan:
+    """Run the stack's program under mocks. ``overrides`` replace stack settings (tests use
+    them to try bad values): keys as in the YAML file, values as YAML would give them.
+
+    Raises ConfigError for bad settings, before any resource is registered."""
+    from stacks import config as stack_config
+    from stacks import platform
+
+    config, secret_keys = read_stack_config(stack, project_dir)
+    for key, value in (overrides or {}).items():
+        value, encrypted = _placeholders(_qualify(key), value)
+        if encrypted:
+            secret_keys.append(_qualify(key))
+        config[_qualify(key)] = value if isinstance(value, str) else json.dumps(value)
+    monitor = _install_mocks(stack, config, secret_keys)
+    loaded = stack_config.load(stack)
+    outputs: dict[str, Any] = {}
+
+    def program() -> None:
+        outputs.update(platform.build(loaded))
+
+    _sync_await(run_pulumi_func(program))
+    return Plan(
+        stack=stack,
+        kubernetes_version=loaded.kubernetes_version,
+        resources=list(monitor.registrations),
+        outputs=outputs,
+    )
+
+
+def run_program(
+    program: Callable[[], Any], *, stack: str = "test", config: dict[str, str] | None = None
+) -> Plan:
+    """Run any program (typically one component) under fresh recording mocks and wait until
+    every resource is registered. Component tests use it to assert on what was created."""
+    monitor = _install_mocks(stack, config or {}, [])
+    _sync_await(run_pulumi_func(program))
+    return Plan(stack=stack, kubernetes_version="1.33", resources=list(monitor.registrations))
+
+
+def _install_mocks(stack: str, config: dict[str, str], secret_keys: list[str]) -> RecordingMonitor:
+    mocks = PlanMocks(project_id=config.get("gcp:project", "plan-project"))
+    monitor = RecordingMonitor(mocks)
+    # A fresh root Stack resource per evaluation: several stacks can be planned in one process.
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    return monitor
