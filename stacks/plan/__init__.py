@@ -7,8 +7,11 @@ Pulumi's mock runtime, with the stack's own ``Pulumi.<stack>.yaml`` (encrypted v
 placeholders), then:
 
 - prints the resource tree (type and name, indented by parent);
-- writes ``resources.json``: one object per resource with ``urn``, ``type``, ``name``,
-  ``parent``, ``provider`` and ``inputs``; every secret value is replaced by ``"[secret]"``;
+- writes ``resources.json``: one object per resource (sorted by URN) with ``urn``, ``type``,
+  ``name``, ``parent``, ``provider``, ``options`` (protect, retainOnDelete, ignoreChanges,
+  deleteBeforeReplace, replaceOnChanges, customTimeouts, dependsOn) and ``inputs``; every secret
+  value is replaced by ``"[secret]"`` and only a short digest of it is kept
+  (``secretDigests``), so a change review can tell that a secret changed;
 - writes ``manifests/``: every Kubernetes object as YAML, one file per object;
 - validates every manifest against the OpenAPI schema of the stack's Kubernetes version
   (strict: unknown fields are errors), custom resources against the schemas in
@@ -18,7 +21,7 @@ placeholders), then:
 The tests use ``evaluate()`` to assert on whole-stack resource graphs.
 
 What the mocks cannot know (IDs, IPs, generated passwords) is faked deterministically, so two
-runs of the same config write the same files. Outputs that only exist after a real deployment
+runs of the same config write the same bytes. Outputs that only exist after a real deployment
 (e.g. the KEDA chart's rendered objects) are not rendered: the Helm release is listed as a
 resource with its values.
 
@@ -30,12 +33,14 @@ re-exported here.
 
 from stacks.plan.cli import main
 from stacks.plan.engine import (
+    OPTION_KEYS,
     SECRET,
     Plan,
     PlanMocks,
     RecordingMonitor,
     Resource,
     autoname,
+    default_options,
     evaluate,
     is_kubernetes_object,
     redact,
@@ -54,6 +59,7 @@ from stacks.plan.validate import (
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
+    "OPTION_KEYS",
     "ROOT",
     "SCHEMA_DIR",
     "SECRET",
@@ -64,6 +70,7 @@ __all__ = [
     "RecordingMonitor",
     "Resource",
     "autoname",
+    "default_options",
     "evaluate",
     "is_kubernetes_object",
     "main",

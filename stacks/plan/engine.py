@@ -36,6 +36,62 @@ from stacks.plan.stackfile import (
 SECRET = "[secret]"
 
 
+OPTION_KEYS = (
+    "protect",
+    "retainOnDelete",
+    "ignoreChanges",
+    "deleteBeforeReplace",
+    "replaceOnChanges",
+    "customTimeouts",
+    "dependsOn",
+)
+"""The resource options ``resources.json`` records, as the RegisterResource request carries them
+(the engine acts on them: protect and retainOnDelete on delete, ignoreChanges and
+replaceOnChanges on diff, customTimeouts on every provider call)."""
+
+
+def default_options() -> dict[str, Any]:
+    """What a resource registered without any option records (and what an older plan, written
+    before options were recorded, is assumed to have had)."""
+    return {
+        "protect": False,
+        "retainOnDelete": False,
+        "ignoreChanges": [],
+        "deleteBeforeReplace": None,
+        "replaceOnChanges": [],
+        "customTimeouts": None,
+        "dependsOn": [],
+    }
+
+
+def options_from_request(request: Any) -> dict[str, Any]:
+    """The options of one RegisterResource request, in a stable order.
+
+    ``dependsOn`` lists the explicit dependencies only (a component in ``depends_on`` counts as
+    its resources): the engine also orders a resource after every resource one of its inputs
+    comes from, and those are visible in the inputs themselves.
+    """
+    implicit: set[str] = set()
+    for deps in request.propertyDependencies.values():
+        implicit.update(deps.urns)
+    timeouts = {
+        key: getattr(request.customTimeouts, key)
+        for key in ("create", "update", "delete")
+        if getattr(request.customTimeouts, key)
+    }
+    return {
+        "protect": bool(request.protect),
+        "retainOnDelete": bool(request.retainOnDelete),
+        "ignoreChanges": sorted(request.ignoreChanges),
+        "deleteBeforeReplace": (
+            bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None
+        ),
+        "replaceOnChanges": sorted(request.replaceOnChanges),
+        "customTimeouts": timeouts or None,
+        "dependsOn": sorted(set(request.dependencies) - implicit),
+    }
+
+
 @dataclass
 class Resource:
     urn: str
@@ -46,6 +102,8 @@ class Resource:
     custom: bool
     inputs: dict[str, Any]
     """Inputs as registered; secret values are still wrapped (see ``redact``)."""
+    options: dict[str, Any] = field(default_factory=default_options)
+    """The resource options (keys: ``OPTION_KEYS``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,8 +112,51 @@ class Resource:
             "name": self.name,
             "parent": self.parent,
             "provider": self.provider,
-            "inputs": redact(self.inputs),
+            "options": self.options,
+            "inputs": sort_keys(redact(self.inputs)),
+            "secretDigests": secret_digests(self.inputs),
         }
+
+
+def sort_keys(value: Any) -> Any:
+    """The same value with every mapping's keys sorted: the wire format does not keep their
+    order, and two plans of one config must write the same bytes."""
+    if isinstance(value, dict):
+        return {key: sort_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sort_keys(item) for item in value]
+    return value
+
+
+def secret_digests(value: Any, path: str = "") -> dict[str, str]:
+    """A short digest of every secret value, by property path (``stringData.broker_url``).
+
+    ``resources.json`` shows secrets as ``"[secret]"``; the digests let a change review tell a
+    changed secret from an unchanged one. Under the plan a secret is never a real value (config
+    secrets are placeholders derived from their ciphertext, generated ones are fakes), and 48
+    bits of a hash could not give one back anyway."""
+    digests: dict[str, str] = {}
+    if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, dict):
+            for key in sorted(inner):
+                digests[f"{path}.{key}" if path else key] = _digest(inner[key])
+        else:
+            digests[path] = _digest(inner)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            digests.update(secret_digests(value[key], f"{path}.{key}" if path else key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            digests.update(secret_digests(item, f"{path}[{index}]"))
+    return digests
+
+
+def _digest(value: Any) -> str:
+    if rpc.is_rpc_secret(value):
+        value = rpc.unwrap_rpc_secret(value)
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def redact(value: Any) -> Any:
@@ -161,7 +262,8 @@ def autoname(resource_name: str) -> str:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The mock monitor, keeping each registration's parent, provider and secret markers."""
+    """The mock monitor, keeping each registration's parent, provider, options and secret
+    markers."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
@@ -180,6 +282,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=provider_urn,
                 custom=bool(request.custom),
                 inputs=rpc.deserialize_properties(request.object) if request.object else {},
+                options=options_from_request(request),
             )
         )
         return response
@@ -244,11 +347,12 @@ def is_kubernetes_object(resource: Resource) -> bool:
 
 
 def to_manifest(resource: Resource) -> dict[str, Any]:
-    body = redact(resource.inputs)
+    body = sort_keys(redact(resource.inputs))
     body = {k: v for k, v in body.items() if not k.startswith("__")}
     metadata = dict(body.get("metadata") or {})
     metadata.setdefault("name", autoname(resource.name))
-    body["metadata"] = metadata
+    body["metadata"] = sort_keys(metadata)
+    # apiVersion, kind and metadata first (as kubectl shows them), everything else sorted.
     ordered = {
         "apiVersion": body.pop("apiVersion", None),
         "kind": body.pop("kind", None),

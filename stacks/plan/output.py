@@ -38,7 +38,12 @@ def write(plan: Plan, out: Path) -> list[Path]:
         for old in manifest_dir.glob("*.yaml"):
             old.unlink()
     manifest_dir.mkdir(exist_ok=True)
-    resources = [r.to_json() for r in plan.resources if r.type != "pulumi:pulumi:Stack"]
+    # Sorted by URN (registration order varies from run to run): two plans of one config write
+    # the same bytes, so plan directories can be diffed as they are.
+    resources = sorted(
+        (r.to_json() for r in plan.resources if r.type != "pulumi:pulumi:Stack"),
+        key=lambda r: r["urn"],
+    )
     (out / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
     paths = []
     for manifest in plan.manifests():

@@ -64,9 +64,13 @@ def _placeholders(path: str, value: Any) -> tuple[Any, bool]:
     """Replace encrypted values (``{secure: ...}``, at any depth) with placeholders.
 
     Only `pulumi` can decrypt them, so the plan uses recognisable placeholders that tests prove
-    never leak into the output. Returns the value and whether anything in it was encrypted."""
+    never leak into the output. A placeholder is derived from the key and the ciphertext (which
+    sits in the stack file anyway), so `pulumi config set --secret` with a new value gives a new
+    placeholder and a change review sees that the secret changed. Returns the value and whether
+    anything in it was encrypted."""
     if isinstance(value, dict) and set(value) == {"secure"}:
-        digest = hashlib.sha256(path.encode()).hexdigest()[:12]
+        seed = f"{path}\0{value['secure']}"
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
         return f"{SECRET_PLACEHOLDER_PREFIX}{digest}", True
     if isinstance(value, dict):
         pairs = {k: _placeholders(f"{path}.{k}", v) for k, v in value.items()}

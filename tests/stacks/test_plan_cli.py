@@ -22,7 +22,8 @@ def test_prod_plan_writes_resources_json_and_manifests(tmp_path):
     assert plan_engine.main(["--stack", "prod", "--out", str(tmp_path), "--quiet"]) == 0
     resources = json.loads((tmp_path / "resources.json").read_text())
     assert resources and all(
-        set(r) == {"urn", "type", "name", "parent", "provider", "inputs"} for r in resources)
+        set(r) == {"urn", "type", "name", "parent", "provider", "options", "inputs",
+                   "secretDigests"} for r in resources)
     types = {r["type"] for r in resources}
     assert "gcp:container/cluster:Cluster" in types
     manifests = list((tmp_path / "manifests").glob("*.yaml"))
