@@ -16,7 +16,11 @@ placeholders), then:
 - validates every manifest against the OpenAPI schema of the stack's Kubernetes version
   (strict: unknown fields are errors), custom resources against the schemas in
   ``stacks/schemas/``, and every pod against the Pod Security Standard `restricted`;
-- exits 0 when all is well, 2 on bad config, 3 on invalid manifests.
+- with ``--compare DIR`` (an earlier plan), reviews what `pulumi up` would change: create /
+  update / replace / delete per resource by the providers' own force-new rules, data at risk and
+  outages marked (``compare``, ``force_new``);
+- exits 0 when all is well, 2 on bad config or arguments, 3 on invalid manifests, 4 on a risky
+  change not acknowledged with ``--accept-risk``, 5 on a change the API refuses.
 
 The tests use ``evaluate()`` to assert on whole-stack resource graphs.
 
@@ -27,7 +31,8 @@ resource with its values.
 
 The package, one concept per module: `stackfile` (reading Pulumi.<stack>.yaml with placeholders
 for encrypted values), `engine` (mocks, recording monitor, `evaluate`), `validate` (schemas and
-Pod Security), `output` (tree and files) and `cli`. Everything the tests and other modules use is
+Pod Security), `output` (tree and files), `force_new` (the providers' replacement rules),
+`compare` (the change review) and `cli`. Everything the tests and other modules use is
 re-exported here.
 """
 

@@ -1,7 +1,10 @@
-"""The command line: ``python -m stacks.plan --stack STACK [--out DIR]`` (``./run plan STACK``).
+"""The command line: ``python -m stacks.plan --stack STACK [--out DIR] [--compare DIR]``
+(``./run plan STACK ...``).
 
-Evaluates the stack, prints the tree, writes the files, validates the manifests and exits 0 (all
-good), 2 (bad stack config) or 3 (invalid manifests).
+Evaluates the stack, prints the tree, writes the files, validates the manifests and, with
+``--compare``, reviews the change from an earlier plan. Exit codes: 0 all good, 2 bad stack
+config or arguments, 3 invalid manifests, 4 a change with data at risk or an outage that
+``--accept-risk`` did not acknowledge, 5 a change the API refuses.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sys
 from pathlib import Path
 
 from stacks.config import ConfigError
+from stacks.plan import compare
 from stacks.plan.engine import evaluate
 from stacks.plan.output import resource_tree, write
 from stacks.plan.stackfile import ROOT
@@ -36,8 +40,38 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT,
         help="directory holding Pulumi.yaml and the stack files (default: repo)",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="an earlier plan of the same stack (its --out directory, e.g. from main): list "
+        "what `pulumi up` would create, update, replace or delete, and stop (exit 4) on data at "
+        "risk or an outage. DIR may be the --out directory itself: it is read before writing",
+    )
+    parser.add_argument(
+        "--accept-risk",
+        action="store_true",
+        help="with --compare: go ahead (exit 0) although a change puts data at risk or causes "
+        "an outage, after you reviewed it",
+    )
     args = parser.parse_args(argv)
     out = args.out or ROOT / "build" / "plan" / args.stack
+    if args.accept_risk and args.compare is None:
+        parser.error("--accept-risk only applies to --compare DIR")
+
+    earlier = None
+    if args.compare is not None:
+        try:
+            earlier = compare.load_resources(args.compare)
+        except compare.PlanDirError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        earlier_stack = compare.stack_of(earlier)
+        if earlier_stack not in (None, args.stack):
+            print(f"error: --compare {args.compare} holds a plan of stack '{earlier_stack}', "
+                  f"not '{args.stack}'; compare two plans of the same stack", file=sys.stderr)
+            return 2
 
     try:
         plan = evaluate(args.stack, project_dir=args.project_dir)
@@ -62,7 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         f"all manifests valid against Kubernetes {plan.kubernetes_version} and Pod Security "
         "'restricted'"
     )
-    return 0
+    if earlier is None:
+        return 0
+    current = [resource.to_json() for resource in plan.resources]
+    result = compare.review(earlier, current)
+    compare.write_changes(result, out / "changes.json")
+    print()
+    print(compare.render(result, before=str(args.compare), after=f"stack {args.stack} now",
+                         accept_risk=args.accept_risk))
+    return result.exit_code(args.accept_risk)
 
 
 if __name__ == "__main__":

@@ -364,7 +364,9 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
 
 def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | None = None) -> Plan:
     """Run the stack's program under mocks. ``overrides`` replace stack settings (tests use
-    them to try bad values): keys as in the YAML file, values as YAML would give them.
+    them to try bad values): keys as in the YAML file, values as YAML would give them. A key
+    with a dotted path (``rabbitmq.storageSize``, as `pulumi config set --path` spells it)
+    replaces only that field of the stack file's value.
 
     Raises ConfigError for bad settings, before any resource is registered."""
     from stacks import config as stack_config
@@ -372,6 +374,12 @@ def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | N
 
     config, secret_keys = read_stack_config(stack, project_dir)
     for key, value in (overrides or {}).items():
+        top, _, rest = key.partition(".")
+        if rest:
+            current = config.get(_qualify(top))
+            document = json.loads(current) if current is not None else {}
+            value = _set_path(document, rest.split("."), value)
+            key = top
         value, encrypted = _placeholders(_qualify(key), value)
         if encrypted:
             secret_keys.append(_qualify(key))
@@ -390,6 +398,23 @@ def evaluate(stack: str, project_dir: Path = ROOT, overrides: dict[str, Any] | N
         resources=list(monitor.registrations),
         outputs=outputs,
     )
+
+
+def _set_path(document: Any, path: list[str], value: Any) -> Any:
+    """``document`` with the field at ``path`` (mapping keys; ``[n]`` for list items) set."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if head.endswith("]") and "[" in head:
+        name, index = head[:-1].split("[")
+        items = list((document or {}).get(name) or []) if name else list(document or [])
+        items[int(index)] = _set_path(items[int(index)], rest, value)
+        if not name:
+            return items
+        return {**(document or {}), name: items}
+    if not isinstance(document, dict):
+        document = {}
+    return {**document, head: _set_path(document.get(head), rest, value)}
 
 
 def run_program(
