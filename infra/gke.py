@@ -25,6 +25,9 @@ import pulumi_gcp as gcp
 from infra.validation import check
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+VULNERABILITY_MODE = "VULNERABILITY_DISABLED"
+"""The only workload vulnerability scanning mode GKE Standard still offers without GKE
+Enterprise (see ``cluster_settings``)."""
 DISK_TYPES = ("pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -190,6 +193,27 @@ def kubeconfig_yaml(cluster_name: str, endpoint: str, ca_certificate: str) -> st
     return yaml.safe_dump(document, sort_keys=False)
 
 
+CLUSTER_IGNORED_INPUTS = ("nodeConfig", "initialNodeCount")
+"""Cluster inputs that only matter when it is created (the default pool's node settings)."""
+
+
+def default_pool_node_config(
+    service_account_email: pulumi.Input[str],
+) -> gcp.container.ClusterNodeConfigArgs:
+    """The node settings of the default pool that exists only while the cluster is created.
+
+    Set anyway, with the least-privilege service account: without it GKE creates that node with
+    the Compute Engine default service account, which hardened projects disable, and the create
+    fails (terraform-provider-google#17511)."""
+    return gcp.container.ClusterNodeConfigArgs(
+        service_account=service_account_email,
+        shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
+            enable_secure_boot=True, enable_integrity_monitoring=True),
+        workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"),
+    )
+
+
 def node_config(args: GkeClusterArgs, pool: NodePoolArgs,
                 service_account_email: pulumi.Input[str]) -> gcp.container.NodePoolNodeConfigArgs:
     """Hardened node settings for one pool. Pure: tests call it without mocks."""
@@ -300,14 +324,19 @@ class GkeCluster(pulumi.ComponentResource):
             # node to create the cluster, then it is removed.
             remove_default_node_pool=True,
             initial_node_count=1,
-            node_config=gcp.container.ClusterNodeConfigArgs(
-                service_account=node_account.email,
-                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
-                    enable_secure_boot=True, enable_integrity_monitoring=True),
-                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
-                    mode="GKE_METADATA"),
+            node_config=default_pool_node_config(node_account.email),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # node_config and initial_node_count only shape the throw-away default pool.
+                # Once it is removed GKE no longer returns that node config, and the provider's
+                # node_config block is ForceNew: without this every later `pulumi up` would
+                # replace the cluster (terraform-provider-google#17511, #12070;
+                # google/services/container/node_config.go schemaNodeConfig, ForceNew on the
+                # block). The bridge drops ignored paths from the diff the way Terraform's
+                # ignore_changes does (pulumi-terraform-bridge pkg/tfshim/sdk-v2/
+                # instance_diff.go processIgnoreChanges).
+                ignore_changes=list(CLUSTER_IGNORED_INPUTS),
             ),
-            opts=child,
         )
 
         for pool in args.node_pools:
@@ -395,8 +424,14 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
         "rbac_binding_config": container.ClusterRbacBindingConfigArgs(
             enable_insecure_binding_system_authenticated=False,
             enable_insecure_binding_system_unauthenticated=False),
+        # Workload configuration audit (BASIC) stays. Vulnerability scanning: GKE shut its
+        # standard tier down (API enum: "VULNERABILITY_BASIC ... Deprecated: Basic vulnerability
+        # scanning is no longer supported", cloud.google.com/kubernetes-engine/docs/deprecations/
+        # vulnerability-scanning-gkee: removed 2025-07-31, a deprecated tier can no longer be
+        # enabled) and ENTERPRISE needs GKE Enterprise. Images are scanned where they are
+        # pushed: enable Artifact Analysis on the Artifact Registry repositories.
         "security_posture_config": container.ClusterSecurityPostureConfigArgs(
-            mode="BASIC", vulnerability_mode="VULNERABILITY_BASIC"),
+            mode="BASIC", vulnerability_mode=VULNERABILITY_MODE),
         "addons_config": container.ClusterAddonsConfigArgs(
             # The web app's Ingress of class `gce` needs the HTTP load balancing add-on.
             http_load_balancing=container.ClusterAddonsConfigHttpLoadBalancingArgs(
@@ -415,12 +450,15 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
 
 
 __all__ = [
+    "CLUSTER_IGNORED_INPUTS",
     "NODE_SERVICE_ACCOUNT_ROLES",
+    "VULNERABILITY_MODE",
     "AuthorizedNetwork",
     "GkeCluster",
     "GkeClusterArgs",
     "NodePoolArgs",
     "cluster_settings",
+    "default_pool_node_config",
     "kubeconfig_yaml",
     "node_config",
 ]
