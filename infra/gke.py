@@ -2,8 +2,9 @@
 
 Owns: the VPC and subnet (VPC-native, secondary ranges for pods and services), a Cloud Router
 with Cloud NAT (private nodes still pull public images), the cluster (default node pool removed),
-one GKE node pool per `NodePoolArgs`, a dedicated least-privilege node service account, and a
-kubeconfig that authenticates through `gke-gcloud-auth-plugin`.
+one GKE node pool per `NodePoolArgs`, a dedicated least-privilege node service account, the
+firewall rule that lets the private control plane reach webhooks and aggregated API servers on
+the nodes, and a kubeconfig that authenticates through `gke-gcloud-auth-plugin`.
 
 Does not own: the Kubernetes provider (``stacks/`` builds it from ``kubeconfig``), DNS or load
 balancer addresses (``infra/dns.py``), or any workload. It never reads stack config.
@@ -36,6 +37,9 @@ _K8S_MINOR = re.compile(r"^1\.[0-9]{2}$")
 # The roles GKE documents for a custom node service account ("Use least privilege IAM service
 # accounts"): write logs and metrics, nothing else. Artifact Registry read lets nodes pull the
 # platform's own images; it is granted on the project because repositories come and go.
+NODE_TAG = "ha-celery-node"
+"""Network tag of every node of the platform's pools (firewall rules target it)."""
+
 NODE_SERVICE_ACCOUNT_ROLES = (
     "roles/container.defaultNodeServiceAccount",
     "roles/artifactregistry.reader",
@@ -115,6 +119,10 @@ class GkeClusterArgs:
     services_cidr: str = "10.20.0.0/20"
     maintenance_recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
     """RFC 5545 rule for when GKE may upgrade: weekends, not Friday 6 PM."""
+    control_plane_ingress_ports: tuple[int, ...] = ()
+    """TCP ports on the nodes the control plane must reach besides 443 and 10250 (all GKE's own
+    firewall rule opens on a private cluster): admission webhooks and aggregated API servers,
+    e.g. KEDA's 9443 and 6443. Without a rule their API calls time out."""
 
     def __post_init__(self) -> None:
         check(bool(_REGION.match(self.region)), "GkeClusterArgs.region", self.region,
@@ -137,6 +145,10 @@ class GkeClusterArgs:
             check(bool(_K8S_MINOR.match(self.kubernetes_version)),
                   "GkeClusterArgs.kubernetes_version", self.kubernetes_version,
                   "a minor version such as '1.33'")
+        ports = self.control_plane_ingress_ports
+        check(all(isinstance(port, int) and 1 <= port <= 65535 for port in ports)
+              and len(set(ports)) == len(ports), "GkeClusterArgs.control_plane_ingress_ports",
+              ports, "distinct TCP ports in 1..65535")
         ranges = {}
         for field_name in ("master_ipv4_cidr", "subnet_cidr", "pods_cidr", "services_cidr"):
             value = getattr(self, field_name)
@@ -235,7 +247,7 @@ def node_config(args: GkeClusterArgs, pool: NodePoolArgs,
             enable_secure_boot=True, enable_integrity_monitoring=True),
         metadata={"disable-legacy-endpoints": "true"},
         labels={"ha-celery/pool": pool.name},
-        tags=["ha-celery-node"],
+        tags=[NODE_TAG],
     )
 
 
@@ -339,8 +351,17 @@ class GkeCluster(pulumi.ComponentResource):
             ),
         )
 
+        self.workload_prerequisites: list[pulumi.Resource] = []
+        """What Kubernetes objects need before they can run: the node pools and the control
+        plane's firewall rule (the stack's Kubernetes provider depends on them)."""
+        firewall = control_plane_firewall_args(args, network.id)
+        if firewall is not None:
+            # Created with the pools: the control plane must reach KEDA's webhook before any
+            # ScaledObject is written (failurePolicy Fail).
+            self.workload_prerequisites.append(gcp.compute.Firewall(
+                f"{name}-control-plane-to-nodes", args=firewall, opts=child))
         for pool in args.node_pools:
-            gcp.container.NodePool(
+            node_pool = gcp.container.NodePool(
                 f"{name}-{pool.name}",
                 project=args.project,
                 location=args.region,
@@ -361,6 +382,7 @@ class GkeCluster(pulumi.ComponentResource):
                 node_config=node_config(args, pool, node_account.email),
                 opts=child,
             )
+            self.workload_prerequisites.append(node_pool)
 
         self.cluster_name = cluster.name
         self.network_name = network.name
@@ -376,6 +398,30 @@ class GkeCluster(pulumi.ComponentResource):
             "workload_pool": self.workload_pool,
             "network_name": self.network_name,
         })
+
+
+def control_plane_firewall_args(args: GkeClusterArgs,
+                                network: pulumi.Input[str]) -> gcp.compute.FirewallArgs | None:
+    """Pure: the control plane's range may reach ``control_plane_ingress_ports`` on the nodes.
+
+    On a private cluster GKE's own rule (gke-<cluster>-<id>-master) admits 443 and 10250 only;
+    a webhook or an aggregated API server listening elsewhere is unreachable and every call to it
+    times out (KEDA: docs/2.17/operate/cluster.md "Firewall" -- 6443 for its metrics server on
+    Google Cloud; troubleshooting/context-deadline-exceeded.md -- 9443 for its webhook). None
+    when no port is needed."""
+    if not args.control_plane_ingress_ports:
+        return None
+    return gcp.compute.FirewallArgs(
+        project=args.project,
+        network=network,
+        direction="INGRESS",
+        priority=1000,
+        description="GKE control plane to admission webhooks / aggregated API servers on nodes",
+        source_ranges=[args.master_ipv4_cidr],
+        target_tags=[NODE_TAG],
+        allows=[gcp.compute.FirewallAllowArgs(
+            protocol="tcp", ports=[str(port) for port in args.control_plane_ingress_ports])],
+    )
 
 
 def cluster_settings(args: GkeClusterArgs) -> dict:
@@ -452,12 +498,14 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
 __all__ = [
     "CLUSTER_IGNORED_INPUTS",
     "NODE_SERVICE_ACCOUNT_ROLES",
+    "NODE_TAG",
     "VULNERABILITY_MODE",
     "AuthorizedNetwork",
     "GkeCluster",
     "GkeClusterArgs",
     "NodePoolArgs",
     "cluster_settings",
+    "control_plane_firewall_args",
     "default_pool_node_config",
     "kubeconfig_yaml",
     "node_config",

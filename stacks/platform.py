@@ -20,6 +20,7 @@ from infra.dns import PublicDns
 from infra.flower import Flower
 from infra.gke import GkeCluster
 from infra.images import AppImage
+from infra.keda import CONTROL_PLANE_PORTS as KEDA_CONTROL_PLANE_PORTS
 from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
@@ -52,7 +53,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
     gke = dns = None
     if config.on_gcp:
         assert config.gke is not None
-        gke = GkeCluster("gke", config.gke)
+        gke_args = config.gke
+        if config.workloads is not None and config.workloads.keda is not None:
+            # The private control plane must reach KEDA's webhook and metrics API server.
+            gke_args = dataclasses.replace(gke_args, control_plane_ingress_ports=tuple(
+                sorted({*gke_args.control_plane_ingress_ports, *KEDA_CONTROL_PLANE_PORTS})))
+        gke = GkeCluster("gke", gke_args)
         outputs["cluster_name"] = gke.cluster_name
         outputs["kubeconfig"] = gke.kubeconfig
         if config.dns is not None:

@@ -9,6 +9,7 @@ import yaml
 from infra.gke import (
     CLUSTER_IGNORED_INPUTS,
     NODE_SERVICE_ACCOUNT_ROLES,
+    NODE_TAG,
     VULNERABILITY_MODE,
     AuthorizedNetwork,
     GkeCluster,
@@ -225,3 +226,26 @@ def json_copy(value):
     import json
 
     return json.loads(json.dumps(value))
+
+
+def test_the_control_plane_reaches_the_listed_node_ports_through_a_firewall_rule():
+    args = GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                          control_plane_ingress_ports=(6443, 9443))
+    graph = run(args)
+    [firewall] = graph.of_type("gcp:compute/firewall:Firewall")
+    assert firewall.inputs["sourceRanges"] == [args.master_ipv4_cidr]
+    assert firewall.inputs["direction"] == "INGRESS"
+    assert firewall.inputs["allows"] == [{"protocol": "tcp", "ports": ["6443", "9443"]}]
+    [pool] = graph.of_type("gcp:container/nodePool:NodePool")
+    assert firewall.inputs["targetTags"] == pool.inputs["nodeConfig"]["tags"] == [NODE_TAG]
+
+
+def test_no_firewall_rule_without_ports():
+    assert run(ARGS).of_type("gcp:compute/firewall:Firewall") == []
+
+
+@pytest.mark.parametrize("ports", [(0,), (70000,), (9443, 9443)])
+def test_bad_control_plane_ports_are_refused(ports):
+    with pytest.raises(ArgsError, match="control_plane_ingress_ports"):
+        GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                       control_plane_ingress_ports=ports)
