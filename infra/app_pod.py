@@ -318,6 +318,32 @@ def migrate_container(
     )
 
 
+WORKLOAD_CREATE_TIMEOUT = "20m"
+"""How long `pulumi up` waits for an app Deployment to become ready. The provider's default is
+10 minutes (pulumi-kubernetes provider/pkg/await/await.go); a first deployment may have to wait
+for the node autoscaler to add a node and for the first pull of the image, on top of the
+migrate initContainer."""
+
+
+def timeout_minutes(seconds: float) -> str:
+    """A Pulumi custom timeout (``"35m"``) of at least ``seconds``."""
+    return f"{max(1, -(-int(seconds) // 60))}m"
+
+
+def workload_timeouts(termination_grace_period_seconds: int) -> pulumi.CustomTimeouts:
+    """Create/update/delete timeouts of an app Deployment whose pods get this grace period.
+
+    Delete: the provider deletes in the foreground and waits until every pod is gone
+    (pulumi-kubernetes await.go; metadata/overrides.go DeletionPropagation, Foreground by
+    default), and a worker may use its whole grace period finishing a task: the default 10
+    minutes would fail a `pulumi destroy` of a pool with a 15- or 30-minute grace."""
+    return pulumi.CustomTimeouts(
+        create=WORKLOAD_CREATE_TIMEOUT,
+        update=WORKLOAD_CREATE_TIMEOUT,
+        delete=timeout_minutes(termination_grace_period_seconds + 300),
+    )
+
+
 def object_meta(
     name: str, namespace: pulumi.Input[str], labels: Mapping[str, str], **extra
 ) -> k8s.meta.v1.ObjectMetaArgs:

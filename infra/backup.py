@@ -38,6 +38,7 @@ from infra.pghoard_config import (
     pghoard_config,
     render,
 )
+from infra.resource_options import child_options
 from infra.validation import check
 
 PGHOARD_UID = 999
@@ -503,7 +504,7 @@ class PgHoardBackup(pulumi.ComponentResource):
         self, name: str, args: PgHoardBackupArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hacelery:backup:PgHoardBackup", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         object_labels = labels(name)
 
         def metadata(suffix: str, annotations: dict | None = None) -> k8s.meta.v1.ObjectMetaArgs:
@@ -560,7 +561,7 @@ class PgHoardBackup(pulumi.ComponentResource):
             bucket = gcp.storage.Bucket(
                 f"{name}-bucket",
                 args=bucket_args(storage),
-                opts=pulumi.ResourceOptions(parent=self, protect=storage.deletion_protection),
+                opts=child_options(self, opts, protect=storage.deletion_protection),
             )
             account = gcp.serviceaccount.Account(
                 f"{name}-gsa",
@@ -605,7 +606,7 @@ class PgHoardBackup(pulumi.ComponentResource):
                         ),
                     ),
                     # Backups outlive a broken release: never deleted by `pulumi up` replacements.
-                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                    opts=child_options(self, opts, retain_on_delete=True),
                 )
             )
 
@@ -625,7 +626,7 @@ class PgHoardBackup(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=metadata(""),
             spec=deployment_spec(name, args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=dependencies),
+            opts=child_options(self, opts, depends_on=dependencies),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",

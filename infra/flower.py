@@ -24,8 +24,10 @@ from infra.app_pod import (
     app_pod_spec,
     object_meta,
     validate_object_name,
+    workload_timeouts,
 )
 from infra.app_policies import network_policy_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 FLOWER_APP_NAME = "flower"
@@ -140,8 +142,10 @@ class Flower(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hacelery:flower:Flower", name, None, opts)
         validate_object_name(name, "Flower name")
-        child = pulumi.ResourceOptions(parent=self)
-        k8s.apps.v1.Deployment(f"{name}-deployment", flower_deployment_args(name, args), opts=child)
+        child = child_options(self, opts)
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment", flower_deployment_args(name, args),
+            opts=child_options(self, opts, custom_timeouts=workload_timeouts(30)))
         service = k8s.core.v1.Service(
             f"{name}-service", flower_service_args(name, args), opts=child
         )

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
+from infra.resource_options import child_options
 from infra.validation import check
 
 CHART = "keda"
@@ -175,12 +176,12 @@ class Keda(pulumi.ComponentResource):
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hacelery:keda:Keda", name, None, opts)
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", namespace_args(args), opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-namespace", namespace_args(args), opts=child_options(self, opts)
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             release_args(args, namespace.metadata.name),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
         self.namespace = namespace.metadata.name
         self.register_outputs({"namespace": self.namespace, "release_status": self.release.status})

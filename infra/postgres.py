@@ -24,6 +24,7 @@ import pulumi_random as random
 from infra import names, pod_security
 from infra.postgres_config import PostgresSettings, database_url, init_script, pg_hba_conf
 from infra.postgres_config import postgresql_conf as render_postgresql_conf
+from infra.resource_options import child_options
 from infra.validation import check
 
 POSTGRES_UID = 999
@@ -381,7 +382,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hacelery:postgres:PostgresDatabase", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         settings = args.settings()
         metadata_labels = labels(name, args)
 
@@ -445,7 +446,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                 config_map_name=f"{name}-config",
                 credentials_secret_name=f"{name}-credentials",
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, config_map]),
+            opts=child_options(self, opts, depends_on=[credentials, config_map]),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",

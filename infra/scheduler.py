@@ -28,6 +28,7 @@ from infra.app_pod import (
     validate_object_name,
 )
 from infra.app_policies import network_policy_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 SCHEDULER_APP_NAME = "scheduler"
@@ -149,7 +150,7 @@ class SchedulerJob(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             scheduler_network_policy_args(name, args),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
         spec = job_args(name, args)
         if spec is None:
@@ -160,7 +161,7 @@ class SchedulerJob(pulumi.ComponentResource):
                 # the new Job, delete the old one), never an in-place update of an immutable Job.
                 f"{name}-{args.run_id}",
                 spec,
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                opts=child_options(self, opts, delete_before_replace=True),
             )
             self.job_name = job.metadata.name
         self.register_outputs({"job_name": self.job_name})

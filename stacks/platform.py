@@ -40,6 +40,10 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
             # Server-side apply reports field conflicts instead of silently overwriting edits
             # made by controllers (KEDA/HPA replica counts, for instance).
             enable_server_side_apply=True,
+            # Every Kubernetes object waits for the node pools (and the control plane's
+            # firewall rule): created with the cluster alone, Deployments would wait for nodes
+            # that do not exist yet and run out of their await time.
+            opts=pulumi.ResourceOptions(depends_on=gke.workload_prerequisites),
         )
     # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
     # uses the named context, or the current one.
@@ -89,6 +93,11 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     replace = dataclasses.replace
     rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
     postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
+    # The app's pods need the broker and the database from their first second (the migrate
+    # initContainer, /readyz, the workers' connection): created after both are Ready, they start
+    # once instead of crash-looping into long back-offs while the cluster forms.
+    after_broker_and_database = pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(depends_on=[rabbitmq, postgres]))
 
     pghoard_image = AppImage("pghoard-image", workloads.pghoard_image)
     backup = PgHoardBackup("backup", replace(
@@ -98,7 +107,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_user=postgres.backup_user,
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
-    ), opts=opts)
+    ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
     secret_settings = {}
@@ -124,15 +133,19 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
             scaling = replace(scaling, queue_monitor_secret_name=rabbitmq.queue_monitor_secret_name,
                               depends_on=(keda.release,))
         WorkerPool(f"worker-{queue}", replace(pool, runtime=runtime, autoscaling=scaling),
-                   opts=opts)
+                   opts=after_broker_and_database)
 
     ingress = workloads.web.ingress
     if ingress is not None and dns is not None:
         ingress = replace(ingress, global_address_name=dns.address_name)
-    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress), opts=opts)
-    flower = Flower("flower", replace(workloads.flower, runtime=runtime), opts=opts)
-    SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime), opts=opts)
-    JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime), opts=opts)
+    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress),
+                 opts=after_broker_and_database)
+    flower = Flower("flower", replace(workloads.flower, runtime=runtime),
+                    opts=after_broker_and_database)
+    SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime),
+                 opts=after_broker_and_database)
+    JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime),
+               opts=after_broker_and_database)
 
     return {
         "app_image": app_image.image_ref,

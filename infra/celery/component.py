@@ -7,7 +7,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.app_pod import object_meta, validate_object_name
+from infra.app_pod import object_meta, validate_object_name, workload_timeouts
 from infra.app_policies import pod_disruption_budget_args
 from infra.celery.args import QueueAutoscalingArgs, WorkerPoolArgs
 from infra.celery.autoscaling import (
@@ -21,6 +21,7 @@ from infra.celery.worker import (
     worker_network_policy_args,
     worker_selector,
 )
+from infra.resource_options import child_options
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -37,12 +38,14 @@ class WorkerPool(pulumi.ComponentResource):
         super().__init__("hacelery:celery:WorkerPool", name, None, opts)
         # Object names carry suffixes of up to 10 characters ("-keda-auth").
         validate_object_name(name, "WorkerPool name", max_length=52)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         namespace = args.runtime.namespace
         labels = worker_labels(name)
 
         deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", worker_deployment_args(name, args), opts=child
+            f"{name}-deployment", worker_deployment_args(name, args),
+            opts=child_options(self, opts, custom_timeouts=workload_timeouts(
+                args.termination_grace_period_seconds)),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -55,9 +58,7 @@ class WorkerPool(pulumi.ComponentResource):
 
         if isinstance(args.autoscaling, QueueAutoscalingArgs):
             self.autoscaler_kind = "ScaledObject"
-            keda_ready = pulumi.ResourceOptions(
-                parent=self, depends_on=list(args.autoscaling.depends_on)
-            )
+            keda_ready = child_options(self, opts, depends_on=list(args.autoscaling.depends_on))
             auth_name = f"{name}-keda-auth"
             k8s.apiextensions.CustomResource(
                 f"{name}-trigger-auth",

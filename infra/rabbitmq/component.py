@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.app_pod import timeout_minutes
 from infra.rabbitmq.args import (
     ADMIN_PASSWORD_KEY,
     ADMIN_USERNAME_KEY,
@@ -38,6 +39,7 @@ from infra.rabbitmq.statefulset import (
     role_rules,
     statefulset_spec,
 )
+from infra.resource_options import child_options
 
 
 class RabbitMQCluster(pulumi.ComponentResource):
@@ -63,7 +65,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hacelery:rabbitmq:RabbitMQCluster", name, None, opts)
         names = ObjectNames(name)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
 
         def password(suffix: str, length: int) -> random.RandomPassword:
             # Letters and digits only: safe in URLs, rabbitmq.conf and shell without escaping.
@@ -149,12 +151,16 @@ class RabbitMQCluster(pulumi.ComponentResource):
             f"{name}-statefulset",
             metadata=metadata(names.statefulset, names, args),
             spec=statefulset_spec(names, args, config_checksum(data)),
-            opts=pulumi.ResourceOptions(
-                parent=self,
+            opts=child_options(
+                self, opts,
                 depends_on=[config_map, server_secret, headless, role_binding],
                 # Pods become Ready only once the whole cluster formed; Pulumi's await would
-                # otherwise time out on a slow first formation and mark the update failed.
-                custom_timeouts=pulumi.CustomTimeouts(create="20m", update="30m"),
+                # otherwise time out on a slow first formation and mark the update failed. The
+                # provider deletes in the foreground and waits for the pods, each of which may
+                # take its whole grace period draining (await.go: 10 minutes by default).
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create="20m", update="30m",
+                    delete=timeout_minutes(args.termination_grace_seconds + 300)),
             ),
         )
         k8s.policy.v1.PodDisruptionBudget(

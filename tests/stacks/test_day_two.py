@@ -1,0 +1,73 @@
+"""Day two through the offline plan: ordering, waits and what a second `pulumi up` does."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+STACKS = ("dev", "prod", "local")
+
+
+def urn_of(plan, type_, name):
+    return plan.one(type_, name).urn
+
+
+def minutes(timeout: str) -> int:
+    match = re.fullmatch(r"(\d+)m", timeout)
+    assert match, timeout
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_namespaced_object_is_created_after_and_deleted_before_its_namespace(plans, stack):
+    plan = plans[stack]
+    namespace = urn_of(plan, "kubernetes:core/v1:Namespace", "platform-namespace")
+    namespaced = [r for r in plan.resources if r.custom and r.type.startswith("kubernetes:")
+                  and (r.inputs.get("metadata") or {}).get("namespace") == "ha-celery"]
+    assert len(namespaced) > 40
+    missing = [r.name for r in namespaced if namespace not in r.options["dependsOn"]]
+    assert missing == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_kubernetes_objects_wait_for_the_node_pools_and_the_control_plane_firewall(plans, stack):
+    plan = plans[stack]
+    [provider] = plan.of_type("pulumi:providers:kubernetes")
+    needed = [r.urn for r in plan.of_type("gcp:container/nodePool:NodePool")]
+    needed += [r.urn for r in plan.of_type("gcp:compute/firewall:Firewall")]
+    assert len(needed) >= 2
+    assert set(needed) <= set(provider.options["dependsOn"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_workloads_start_after_the_broker_and_the_database(plans, stack):
+    plan = plans[stack]
+    broker = urn_of(plan, "kubernetes:apps/v1:StatefulSet", "rabbitmq-statefulset")
+    database = urn_of(plan, "kubernetes:apps/v1:StatefulSet", "postgres-statefulset")
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                 *plan.of_type("kubernetes:batch/v1:CronJob")]
+    app = [w for w in workloads if w.name != "backup-deployment"]
+    assert len(app) == 6  # web, three worker pools, Flower, the sweeper
+    for workload in app:
+        assert {broker, database} <= set(workload.options["dependsOn"]), workload.name
+    backup = plan.one("kubernetes:apps/v1:Deployment", "backup-deployment")
+    assert database in backup.options["dependsOn"]
+
+
+def test_app_deployments_may_take_a_node_scale_up_to_create_and_their_grace_to_delete(prod):
+    for deployment in prod.of_type("kubernetes:apps/v1:Deployment"):
+        if deployment.name == "backup-deployment":
+            continue
+        timeouts = deployment.options["customTimeouts"]
+        assert minutes(timeouts["create"]) >= 20, deployment.name
+        grace = deployment.inputs["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert minutes(timeouts["delete"]) * 60 >= grace + 300, deployment.name
+    large = prod.one("kubernetes:apps/v1:Deployment", "worker-large-deployment")
+    assert minutes(large.options["customTimeouts"]["delete"]) == 35  # 1800 s grace + 5 min
+
+
+def test_rabbitmq_may_drain_every_node_before_its_delete_times_out(prod):
+    statefulset = prod.one("kubernetes:apps/v1:StatefulSet", "rabbitmq-statefulset")
+    grace = statefulset.inputs["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert minutes(statefulset.options["customTimeouts"]["delete"]) * 60 >= grace + 300
