@@ -71,3 +71,29 @@ def test_rabbitmq_may_drain_every_node_before_its_delete_times_out(prod):
     statefulset = prod.one("kubernetes:apps/v1:StatefulSet", "rabbitmq-statefulset")
     grace = statefulset.inputs["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert minutes(statefulset.options["customTimeouts"]["delete"]) * 60 >= grace + 300
+
+
+# --- the scheduler Job: one run per run id ----------------------------------------------------
+
+def review(stack, before_overrides, after_overrides):
+    from stacks.plan import compare, evaluate
+
+    before = [r.to_json() for r in evaluate(stack, overrides=before_overrides).resources]
+    after = [r.to_json() for r in evaluate(stack, overrides=after_overrides).resources]
+    return compare.review(before, after)
+
+
+def test_a_new_image_does_not_run_the_scheduler_job_again():
+    result = review("dev", {"scheduler.runId": "batch-1"},
+                    {"scheduler.runId": "batch-1", "image.build.tag": "v2"})
+    assert [c for c in result.changes if c.type == "kubernetes:batch/v1:Job"] == []
+    # ... while the long-running workloads roll onto the new image.
+    assert any(c.rolling_restart and c.name == "web-deployment" for c in result.changes)
+
+
+def test_a_new_run_id_replaces_the_one_job_and_nothing_else():
+    result = review("dev", {"scheduler.runId": "batch-1"}, {"scheduler.runId": "batch-2"})
+    [change] = result.changes
+    assert (change.action, change.type) == ("replace", "kubernetes:batch/v1:Job")
+    assert (change.old_name, change.name) == ("scheduler-batch-1", "scheduler-batch-2")
+    assert change.risks == [] and result.exit_code(accept_risk=False) == 0
