@@ -13,6 +13,7 @@ secrets components create them), or the NetworkPolicy/PodDisruptionBudget shapes
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,6 +156,10 @@ class AppRuntimeArgs:
     """Plain, non-secret environment (e.g. LCS_LARGE_THRESHOLD). Credentials are refused here."""
     secret_settings: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     """Environment read from Secrets by reference: credentials the tasks need (API keys, DSNs)."""
+    secrets_checksum: pulumi.Input[str] | None = None
+    """A digest of what the referenced Secrets hold (``secrets_checksum()``). It is written on
+    the pod template of every long-running app workload, so a changed broker URL, database URL
+    or app secret rolls the pods: they read their environment only when they start."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):
@@ -342,6 +347,28 @@ def workload_timeouts(termination_grace_period_seconds: int) -> pulumi.CustomTim
         update=WORKLOAD_CREATE_TIMEOUT,
         delete=timeout_minutes(termination_grace_period_seconds + 300),
     )
+
+
+SECRETS_CHECKSUM_ANNOTATION = "hacelery.io/secrets-checksum"
+
+
+def secrets_checksum(*parts: str) -> str:
+    """Pure: one digest over the given contents (order matters, as given)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def pod_template_metadata(
+    labels: Mapping[str, str], runtime: AppRuntimeArgs
+) -> k8s.meta.v1.ObjectMetaArgs:
+    """The pod template's labels, and the Secrets' checksum that rolls the pods when it changes
+    (the provider updates Secrets in place, and a running pod never re-reads its env)."""
+    annotations = None
+    if runtime.secrets_checksum is not None:
+        annotations = {SECRETS_CHECKSUM_ANNOTATION: runtime.secrets_checksum}
+    return k8s.meta.v1.ObjectMetaArgs(labels=dict(labels), annotations=annotations)
 
 
 def object_meta(

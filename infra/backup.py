@@ -18,6 +18,7 @@ PostgreSQL roles (the backup role and slot come from `infra/postgres.py`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -422,7 +423,21 @@ def pod_spec(name: str, args: PgHoardBackupArgs) -> k8s.core.v1.PodSpecArgs:
     )
 
 
-def deployment_spec(name: str, args: PgHoardBackupArgs) -> k8s.apps.v1.DeploymentSpecArgs:
+CONFIG_CHECKSUM_ANNOTATION = "hacelery.io/config-checksum"
+
+
+def config_checksum(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        digest.update(key.encode() + b"\0" + files[key].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def deployment_spec(name: str, args: PgHoardBackupArgs,
+                    checksum: pulumi.Input[str] | None = None) -> k8s.apps.v1.DeploymentSpecArgs:
+    """Pure: the single pghoard replica. ``checksum`` (of pghoard.json without its password,
+    and the support files) rolls the pod when the configuration changes: pghoard reads it at
+    start, and the provider updates the Secret in place."""
     return k8s.apps.v1.DeploymentSpecArgs(
         replicas=1,
         # Recreate: the old daemon is gone before the new one starts, so two never stream from
@@ -430,7 +445,11 @@ def deployment_spec(name: str, args: PgHoardBackupArgs) -> k8s.apps.v1.Deploymen
         strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
         template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels(name)), spec=pod_spec(name, args)
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels=labels(name),
+                annotations={CONFIG_CHECKSUM_ANNOTATION: checksum} if checksum is not None
+                else None),
+            spec=pod_spec(name, args),
         ),
     )
 
@@ -541,6 +560,14 @@ class PgHoardBackup(pulumi.ComponentResource):
                 )
             )
         )
+        checksum = pulumi.Output.all(
+            args.database_host, args.replication_user, args.replication_slot, key.public_key_pem,
+        ).apply(lambda values: config_checksum({
+            CONFIG_FILE: config_text(args, host=values[0], user=values[1],
+                                     password="<generated>", slot=values[2],
+                                     public_key_pem=values[3]),
+            **support_files(args),
+        }))
         config_secret = k8s.core.v1.Secret(
             f"{name}-config",
             metadata=metadata("config"),
@@ -625,7 +652,7 @@ class PgHoardBackup(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=metadata(""),
-            spec=deployment_spec(name, args),
+            spec=deployment_spec(name, args, checksum),
             opts=child_options(self, opts, depends_on=dependencies),
         )
         k8s.networking.v1.NetworkPolicy(

@@ -23,6 +23,7 @@ from infra.app_pod import (
     app_container,
     app_pod_spec,
     object_meta,
+    pod_template_metadata,
     validate_object_name,
     workload_timeouts,
 )
@@ -99,7 +100,7 @@ def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.Deploymen
             strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
             revision_history_limit=3,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(containers=[container]),
             ),
         ),

@@ -377,6 +377,9 @@ class PostgresDatabase(pulumi.ComponentResource):
     """Its password (secret)."""
     replication_slot: pulumi.Output[str]
     """Physical replication slot reserved for the backup's WAL stream."""
+    database_url_checksum: pulumi.Output[str]
+    """Digest of the application URL without its password (not secret): app pods carry it on
+    their template, so a new database name, user or host rolls them."""
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
@@ -456,6 +459,9 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
 
         self.database_url = url
+        self.database_url_checksum = host.apply(lambda value: config_checksum({
+            DATABASE_URL_KEY: database_url(user=settings.app_user, password="generated",
+                                           host=value, port=PORT, database=settings.database)}))
         self.database_url_secret_name = url_secret.metadata.name
         self.service_name = service.metadata.name
         self.host = host
@@ -471,5 +477,6 @@ class PostgresDatabase(pulumi.ComponentResource):
                 "backup_user": self.backup_user,
                 "backup_password": self.backup_password,
                 "replication_slot": self.replication_slot,
+                "database_url_checksum": self.database_url_checksum,
             }
         )

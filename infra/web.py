@@ -28,6 +28,7 @@ from infra.app_pod import (
     app_pod_spec,
     migrate_container,
     object_meta,
+    pod_template_metadata,
     validate_object_name,
     workload_timeouts,
 )
@@ -179,7 +180,7 @@ def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentIn
             ),
             revision_history_limit=5,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(
                     containers=[web_container(args)],
                     init_containers=[migrate_container(args.runtime, args.migrate_resources)],

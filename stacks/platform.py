@@ -13,6 +13,7 @@ import dataclasses
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.app_pod import secrets_checksum
 from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.backup import PgHoardBackup
 from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
@@ -30,6 +31,18 @@ from infra.sweeper import JobSweeper
 from infra.web import WebApp
 from stacks.config import StackConfig, WorkloadConfig
 
+PROVIDER_SETTINGS = {
+    # Server-side apply reports field conflicts instead of silently overwriting edits made by
+    # controllers (KEDA/HPA replica counts, for instance).
+    "enable_server_side_apply": True,
+    # A changed Secret or ConfigMap is updated in place. Without these the provider replaces
+    # it, and with a fixed name that means delete, then create (provider/pkg/provider/diff.go
+    # forceNewProperties): a pod starting in between cannot mount or read it. The pods that read
+    # them roll through the checksum annotations on their templates.
+    "enable_secret_mutable": True,
+    "enable_config_map_mutable": True,
+}
+
 
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
     """The provider every Kubernetes object of the stack is created with."""
@@ -37,9 +50,7 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
         return k8s.Provider(
             "kubernetes",
             kubeconfig=gke.kubeconfig,
-            # Server-side apply reports field conflicts instead of silently overwriting edits
-            # made by controllers (KEDA/HPA replica counts, for instance).
-            enable_server_side_apply=True,
+            **PROVIDER_SETTINGS,
             # Every Kubernetes object waits for the node pools (and the control plane's
             # firewall rule): created with the cluster alone, Deployments would wait for nodes
             # that do not exist yet and run out of their await time.
@@ -47,8 +58,7 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
         )
     # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
     # uses the named context, or the current one.
-    return k8s.Provider("kubernetes", context=config.kube_context,
-                        enable_server_side_apply=True)
+    return k8s.Provider("kubernetes", context=config.kube_context, **PROVIDER_SETTINGS)
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Output]:
@@ -111,10 +121,13 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
 
     app_image = AppImage("app-image", workloads.app_image)
     secret_settings = {}
+    app_secrets_checksum: pulumi.Input[str] = ""
     if workloads.app_secret_names:
-        secret_settings = AppSecrets("app-secrets", AppSecretsArgs(
+        app_secrets = AppSecrets("app-secrets", AppSecretsArgs(
             namespace=config.namespace, keys=workloads.app_secret_names,
-            values=config.app_secret_values), opts=opts).references
+            values=config.app_secret_values), opts=opts)
+        secret_settings = app_secrets.references
+        app_secrets_checksum = app_secrets.checksum
     runtime = AppRuntimeArgs(
         namespace=config.namespace,
         image=app_image.image_ref,
@@ -122,6 +135,9 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
         settings=workloads.web.runtime.settings,
         secret_settings=secret_settings,
+        secrets_checksum=pulumi.Output.all(
+            rabbitmq.broker_url_checksum, postgres.database_url_checksum, app_secrets_checksum,
+        ).apply(lambda parts: secrets_checksum(*parts)),
     )
 
     keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(

@@ -19,6 +19,7 @@ from infra.app_pod import (
     app_pod_spec,
     migrate_container,
     object_meta,
+    pod_template_metadata,
 )
 from infra.app_policies import network_policy_args
 from infra.celery.args import WORKER_APP_NAME, WorkerPoolArgs
@@ -136,7 +137,7 @@ def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.Deplo
             ),
             revision_history_limit=5,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(
                     containers=[worker_container(args)],
                     # Tasks write to the database: a worker never starts on an old schema.

@@ -51,10 +51,12 @@ from infra.rabbitmq.component import RabbitMQCluster
 from infra.rabbitmq.files import (
     broker_settings,
     broker_url,
+    broker_url_checksum,
     broker_urls,
     config_checksum,
     config_map_data,
     queue_monitor_url,
+    runtime_checksum,
     server_secret_data,
 )
 from infra.rabbitmq.network import client_service_args, headless_service_args, network_policy_spec
@@ -89,6 +91,7 @@ __all__ = [
     "affinity",
     "broker_settings",
     "broker_url",
+    "broker_url_checksum",
     "broker_urls",
     "client_service_args",
     "config_checksum",
@@ -102,6 +105,7 @@ __all__ = [
     "quantity_bytes",
     "queue_monitor_url",
     "role_rules",
+    "runtime_checksum",
     "selector",
     "server_secret_data",
     "statefulset_spec",

@@ -24,9 +24,10 @@ from infra.rabbitmq.args import (
 )
 from infra.rabbitmq.files import (
     broker_url,
-    config_checksum,
+    broker_url_checksum,
     config_map_data,
     queue_monitor_url,
+    runtime_checksum,
     server_secret_data,
 )
 from infra.rabbitmq.network import (
@@ -59,6 +60,9 @@ class RabbitMQCluster(pulumi.ComponentResource):
     """Kubernetes Secret with the monitor user's management-API URL under QUEUE_MONITOR_URL_KEY
     (KEDA's RabbitMQ scaler, protocol http)."""
     statefulset_name: pulumi.Output[str]
+    broker_url_checksum: pulumi.Output[str]
+    """Digest of what the broker Secret holds (not secret itself): app pods carry it on their
+    template, so a new failover list (replicas, vhost, user) rolls them."""
 
     def __init__(
         self, name: str, args: RabbitMQClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -150,7 +154,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=metadata(names.statefulset, names, args),
-            spec=statefulset_spec(names, args, config_checksum(data)),
+            spec=statefulset_spec(names, args, runtime_checksum(names, args)),
             opts=child_options(
                 self, opts,
                 depends_on=[config_map, server_secret, headless, role_binding],
@@ -183,6 +187,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         self.admin_secret_name = admin_secret.metadata.name
         self.statefulset_name = statefulset.metadata.name
         self.queue_monitor_secret_name = monitor_secret.metadata.name
+        self.broker_url_checksum = pulumi.Output.from_input(broker_url_checksum(names, args))
         self.register_outputs(
             {
                 "broker_url": self.broker_url,
@@ -192,5 +197,6 @@ class RabbitMQCluster(pulumi.ComponentResource):
                 "admin_secret_name": self.admin_secret_name,
                 "statefulset_name": self.statefulset_name,
                 "queue_monitor_secret_name": self.queue_monitor_secret_name,
+                "broker_url_checksum": self.broker_url_checksum,
             }
         )

@@ -15,6 +15,7 @@ from infra import rabbitmq_config as config
 from infra.quantities import quantity_bytes
 from infra.rabbitmq.args import (
     AMQP_PORT,
+    BROKER_URL_KEY,
     MANAGEMENT_PORT,
     ObjectNames,
     RabbitMQClusterArgs,
@@ -105,6 +106,26 @@ def broker_url(names: ObjectNames, args: RabbitMQClusterArgs, app_password: str)
     """Celery's failover list: `;`-separated, tried in order, next one on connection loss."""
     return ";".join(broker_urls(names, args, app_password))
 
+
+
+GENERATED = "<generated>"
+"""Stands for a generated password in the checksums below: passwords change only when their
+generator is replaced, and a digest of them would have to be a secret itself."""
+
+
+def runtime_checksum(names: ObjectNames, args: RabbitMQClusterArgs) -> str:
+    """Digest of every runtime file the pods read at start: the ConfigMap and the server
+    Secret (users, vhost, policies), passwords left out. Written on the pod template, so a change
+    rolls the nodes one at a time, each draining first."""
+    files = config_map_data(names, args)
+    for key, value in server_secret_data(args, GENERATED, GENERATED, GENERATED).items():
+        files[f"secret/{key}"] = value
+    return config_checksum(files)
+
+
+def broker_url_checksum(names: ObjectNames, args: RabbitMQClusterArgs) -> str:
+    """Digest of the failover list the app reads (hosts, vhost, user; not the password)."""
+    return config_checksum({BROKER_URL_KEY: broker_url(names, args, GENERATED)})
 
 
 def config_checksum(data: dict[str, str]) -> str:

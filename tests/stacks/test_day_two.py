@@ -97,3 +97,66 @@ def test_a_new_run_id_replaces_the_one_job_and_nothing_else():
     assert (change.action, change.type) == ("replace", "kubernetes:batch/v1:Job")
     assert (change.old_name, change.name) == ("scheduler-batch-1", "scheduler-batch-2")
     assert change.risks == [] and result.exit_code(accept_risk=False) == 0
+
+
+# --- Secrets and ConfigMaps: updated in place, and the pods that read them roll ---------------
+
+APP_DEPLOYMENTS = {"web-deployment", "flower-deployment", "worker-default-deployment",
+                   "worker-small-deployment", "worker-large-deployment"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_provider_updates_secrets_and_configmaps_in_place(plans, stack):
+    [provider] = plans[stack].of_type("pulumi:providers:kubernetes")
+    for key in ("enableSecretMutable", "enableConfigMapMutable"):
+        assert str(provider.inputs[key]).lower() == "true", key
+
+
+def changed(result, action=None):
+    return {c.name for c in result.changes if action is None or c.action == action}
+
+
+def test_a_new_app_secret_value_updates_the_secret_and_rolls_every_app_pod():
+    before = {"appSecrets": {"SENTRY_DSN": {"secure": "v1:AAAAold"}}}
+    after = {"appSecrets": {"SENTRY_DSN": {"secure": "v1:AAAAnew"}}}
+    result = review("dev", before, after)
+    secret = next(c for c in result.changes if c.name == "app-secrets-secret")
+    assert secret.action == "update" and secret.risks == []
+    rolled = {c.name for c in result.changes if c.rolling_restart}
+    assert rolled == APP_DEPLOYMENTS
+    assert changed(result) == {"app-secrets-secret"} | APP_DEPLOYMENTS
+    assert result.exit_code(accept_risk=False) == 0
+
+
+def test_a_new_vhost_updates_the_broker_secrets_and_rolls_the_broker_and_the_app():
+    result = review("prod", {}, {"rabbitmq.vhost": "tasks"})
+    assert changed(result, "replace") == set()
+    for name in ("rabbitmq-broker", "rabbitmq-server-config", "rabbitmq-queue-monitor"):
+        assert name in changed(result, "update"), name
+    rolled = {c.name for c in result.changes if c.rolling_restart}
+    assert rolled == APP_DEPLOYMENTS | {"rabbitmq-statefulset"}
+    assert result.at_risk() == []
+
+
+def test_a_new_backup_policy_updates_pghoards_config_and_restarts_it():
+    result = review("prod", {}, {"backup.basebackupIntervalHours": 6})
+    assert changed(result) == {"backup-config", "backup-deployment"}
+    assert next(c for c in result.changes if c.name == "backup-deployment").rolling_restart
+
+
+def test_no_pod_spec_is_hidden_as_a_secret(plans):
+    """A secret Output anywhere in a pod template makes the whole spec secret in the state:
+    previews would then show nothing of it. The checksums on templates are not secret."""
+    from pulumi.runtime import rpc
+
+    from stacks.plan import evaluate
+
+    with_app_secrets = evaluate("dev", overrides={
+        "appSecrets": {"SENTRY_DSN": {"secure": "v1:AAAAx"}}})
+    for plan in (*plans.values(), with_app_secrets):
+        for workload in plan.resources:
+            spec = workload.inputs.get("spec") if workload.type.startswith("kubernetes:") else None
+            if isinstance(spec, dict) or rpc.is_rpc_secret(spec):
+                assert not rpc.is_rpc_secret(spec), workload.name
+                template = (spec or {}).get("template")
+                assert not rpc.is_rpc_secret(template), workload.name
