@@ -25,6 +25,7 @@ from infra import names, pod_security
 from infra.postgres_config import PostgresSettings, database_url, init_script, pg_hba_conf
 from infra.postgres_config import postgresql_conf as render_postgresql_conf
 from infra.resource_options import child_options
+from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
 from infra.validation import check
 
 POSTGRES_UID = 999
@@ -317,18 +318,22 @@ def statefulset_spec(
                 credentials_secret_name=credentials_secret_name,
             ),
         ),
-        volume_claim_templates=[
-            k8s.core.v1.PersistentVolumeClaimArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
-                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.storage_class,
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
-                        requests={"storage": f"{args.storage_size_gib}Gi"}
-                    ),
-                ),
-            )
-        ],
+        volume_claim_templates=[volume_claim_template(name, args)],
+    )
+
+
+def volume_claim_template(name: str, args: PostgresArgs) -> k8s.core.v1.PersistentVolumeClaimArgs:
+    """Pure: the data volume (the claim itself is created by the component, see
+    ``infra/stateful_storage.py``)."""
+    return k8s.core.v1.PersistentVolumeClaimArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
+        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteOnce"],
+            storage_class_name=args.storage_class,
+            resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                requests={"storage": f"{args.storage_size_gib}Gi"}
+            ),
+        ),
     )
 
 
@@ -439,6 +444,14 @@ class PostgresDatabase(pulumi.ComponentResource):
             string_data={DATABASE_URL_KEY: url},
             opts=child,
         )
+        # The data volume as a resource of its own, adopted by the StatefulSet: a bigger
+        # storageSizeGib is an online expansion (infra/stateful_storage.py).
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data-0",
+            claim_args(volume_claim_template(name, args), statefulset=name, ordinal=0,
+                       namespace=args.namespace, labels=metadata_labels),
+            opts=child_options(self, opts, retain_on_delete=True),
+        )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=metadata(""),
@@ -449,7 +462,8 @@ class PostgresDatabase(pulumi.ComponentResource):
                 config_map_name=f"{name}-config",
                 credentials_secret_name=f"{name}-credentials",
             ),
-            opts=child_options(self, opts, depends_on=[credentials, config_map]),
+            opts=child_options(self, opts, depends_on=[credentials, config_map, claim],
+                               ignore_changes=list(STATEFULSET_IGNORED_INPUTS)),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",

@@ -21,6 +21,7 @@ from infra.rabbitmq.args import (
     ObjectNames,
     RabbitMQClusterArgs,
     metadata,
+    object_labels,
 )
 from infra.rabbitmq.files import (
     broker_url,
@@ -39,8 +40,10 @@ from infra.rabbitmq.statefulset import (
     pod_disruption_budget_spec,
     role_rules,
     statefulset_spec,
+    volume_claim_template,
 )
 from infra.resource_options import child_options
+from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
 
 
 class RabbitMQCluster(pulumi.ComponentResource):
@@ -151,13 +154,26 @@ class RabbitMQCluster(pulumi.ComponentResource):
         client = k8s.core.v1.Service(
             f"{name}-client", **client_service_args(names, args), opts=child
         )
+        # One claim per node, created before the StatefulSet adopts it: a bigger storageSize is
+        # then an online expansion, never a new StatefulSet (infra/stateful_storage.py).
+        # retain_on_delete: a node removed from the program (fewer replicas) keeps its data.
+        claims = [
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-data-{ordinal}",
+                claim_args(volume_claim_template(args), statefulset=names.statefulset,
+                           ordinal=ordinal, namespace=args.namespace,
+                           labels=object_labels(names, args)),
+                opts=child_options(self, opts, retain_on_delete=True))
+            for ordinal in range(args.replicas)
+        ]
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=metadata(names.statefulset, names, args),
             spec=statefulset_spec(names, args, runtime_checksum(names, args)),
             opts=child_options(
                 self, opts,
-                depends_on=[config_map, server_secret, headless, role_binding],
+                depends_on=[config_map, server_secret, headless, role_binding, *claims],
+                ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
                 # Pods become Ready only once the whole cluster formed; Pulumi's await would
                 # otherwise time out on a slow first formation and mark the update failed. The
                 # provider deletes in the foreground and waits for the pods, each of which may

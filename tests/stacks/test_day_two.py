@@ -160,3 +160,68 @@ def test_no_pod_spec_is_hidden_as_a_secret(plans):
                 assert not rpc.is_rpc_secret(spec), workload.name
                 template = (spec or {}).get("template")
                 assert not rpc.is_rpc_secret(template), workload.name
+
+
+# --- storage: growth is an in-place claim expansion --------------------------------------------
+
+def claims(plan):
+    return {r.inputs["metadata"]["name"]: r
+            for r in plan.of_type("kubernetes:core/v1:PersistentVolumeClaim")}
+
+
+def test_every_statefulset_volume_is_a_claim_of_its_own_that_outlives_the_stack(prod):
+    by_name = claims(prod)
+    assert set(by_name) == {"data-rabbitmq-0", "data-rabbitmq-1", "data-rabbitmq-2",
+                            "data-postgres-0"}
+    assert by_name["data-rabbitmq-0"].inputs["spec"]["resources"]["requests"]["storage"] \
+        == "50Gi"
+    assert by_name["data-postgres-0"].inputs["spec"]["storageClassName"] == "premium-rwo"
+    assert all(claim.options["retainOnDelete"] for claim in by_name.values())
+    for name, statefulset in (("rabbitmq", "rabbitmq-statefulset"),
+                              ("postgres", "postgres-statefulset")):
+        resource = prod.one("kubernetes:apps/v1:StatefulSet", statefulset)
+        assert resource.options["ignoreChanges"] == ["spec.volumeClaimTemplates"]
+        own = {c.urn for n, c in by_name.items() if n.startswith(f"data-{name}-")}
+        assert own <= set(resource.options["dependsOn"])
+
+
+def test_a_bigger_broker_volume_expands_the_claims_in_place_and_touches_nothing_else():
+    result = review("prod", {}, {"rabbitmq.storageSize": "60Gi"})
+    assert {c.name for c in result.changes} == {"rabbitmq-data-0", "rabbitmq-data-1",
+                                                "rabbitmq-data-2"}
+    for change in result.changes:
+        assert change.action == "update" and change.risks == []
+        assert [c.describe() for c in change.paths] == [
+            "spec.resources.requests.storage: 50Gi -> 60Gi"]
+    assert result.exit_code(accept_risk=False) == 0
+
+
+def test_a_bigger_database_volume_expands_its_claim_in_place():
+    result = review("prod", {}, {"postgres.storageSizeGib": 200})
+    by_name = {c.name: c for c in result.changes}
+    assert by_name["postgres-data-0"].action == "update"
+    # max_slot_wal_keep_size follows the volume: the config changes and the server restarts.
+    assert set(by_name) == {"postgres-data-0", "postgres-config", "postgres-statefulset"}
+    assert by_name["postgres-statefulset"].rolling_restart
+    assert result.exit_code(accept_risk=False) == 0
+
+
+def test_a_smaller_broker_volume_is_refused_whatever_the_flag():
+    result = review("prod", {}, {"rabbitmq.storageSize": "40Gi"})
+    assert len(result.refused()) == 3
+    assert result.exit_code(accept_risk=True) == 5
+
+
+def test_a_new_storage_class_replaces_the_claims_with_data_at_risk():
+    result = review("prod", {}, {"rabbitmq.storageClass": "standard-rwo"})
+    replaced = {c.name for c in result.changes if c.action == "replace"}
+    assert replaced == {"rabbitmq-data-0", "rabbitmq-data-1", "rabbitmq-data-2"}
+    assert all("data at risk" in c.risk_kinds for c in result.changes if c.name in replaced)
+    assert result.exit_code(accept_risk=False) == 4
+
+
+def test_more_broker_replicas_add_claims_for_the_new_nodes():
+    result = review("dev", {}, {"rabbitmq.replicas": 5})
+    created = {c.name for c in result.changes if c.action == "create"}
+    assert created == {"rabbitmq-data-3", "rabbitmq-data-4"}
+    assert result.at_risk() == []
