@@ -75,8 +75,13 @@ class GcsBackupStorage:
     bucket_name: str
     """Globally unique bucket name."""
     deletion_protection: bool = True
-    """True (prod): `pulumi destroy` refuses to delete the bucket. False (dev): the bucket and
-    every backup in it are deleted with the stack."""
+    """True: Pulumi refuses to delete or replace the bucket (`pulumi destroy` stops with an
+    error). Follows `ha-celery:protect` unless set on its own."""
+    delete_with_stack: bool = False
+    """False (default): `pulumi destroy` leaves the bucket and every backup in the project
+    (retainOnDelete), even once protection is off, so a teardown never deletes backups as a side
+    effect. True (disposable stacks): destroy deletes the bucket with every object in it
+    (force_destroy)."""
     noncurrent_retention_days: int = 14
     """Days a deleted or overwritten object stays recoverable as a noncurrent version."""
 
@@ -157,6 +162,10 @@ class PgHoardBackupArgs:
     """Memory request = limit."""
     scratch_size_gib: int = 4
     """Local scratch for WAL on its way to storage (an emptyDir with this size limit)."""
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the encryption key (a new key cannot read the
+    old backups) and the local backup volume (`pulumi up` and `pulumi destroy` stop with an
+    error) until this is False again. Secure default; the stack's `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):  # an Output (a freshly built image) is pinned by digest
@@ -501,7 +510,7 @@ def bucket_args(storage: GcsBackupStorage) -> gcp.storage.BucketArgs:
             retention_duration_seconds=7 * 24 * 3600
         ),
         lifecycle_rules=bucket_lifecycle_rules(storage),
-        force_destroy=not storage.deletion_protection,
+        force_destroy=storage.delete_with_stack,
         labels={"part-of": names.PART_OF, "component": "backup"},
     )
 
@@ -518,6 +527,9 @@ class PgHoardBackup(pulumi.ComponentResource):
     restore_key_secret_name: pulumi.Output[str]
     """Secret with the private key (key ``private-key.pem``): mount it only to restore."""
     deployment_name: pulumi.Output[str]
+    restore_private_key: pulumi.Output[str]
+    """The private key that decrypts the backups (secret). Save it before a `pulumi destroy`
+    that keeps the bucket: the key lives only in the stack's state and the restore-key Secret."""
 
     def __init__(
         self, name: str, args: PgHoardBackupArgs, opts: pulumi.ResourceOptions | None = None
@@ -534,7 +546,10 @@ class PgHoardBackup(pulumi.ComponentResource):
                 annotations=annotations,
             )
 
-        key = tls.PrivateKey(f"{name}-encryption-key", algorithm="RSA", rsa_bits=4096, opts=child)
+        # Protected: a new key pair would leave every existing backup readable only with the
+        # old private key, which the restore-key Secret would stop holding.
+        key = tls.PrivateKey(f"{name}-encryption-key", algorithm="RSA", rsa_bits=4096,
+                             opts=child_options(self, opts, protect=args.protect))
         restore_key = k8s.core.v1.Secret(
             f"{name}-restore-key",
             metadata=metadata("restore-key"),
@@ -588,7 +603,8 @@ class PgHoardBackup(pulumi.ComponentResource):
             bucket = gcp.storage.Bucket(
                 f"{name}-bucket",
                 args=bucket_args(storage),
-                opts=child_options(self, opts, protect=storage.deletion_protection),
+                opts=child_options(self, opts, protect=storage.deletion_protection,
+                                   retain_on_delete=not storage.delete_with_stack),
             )
             account = gcp.serviceaccount.Account(
                 f"{name}-gsa",
@@ -633,7 +649,7 @@ class PgHoardBackup(pulumi.ComponentResource):
                         ),
                     ),
                     # Backups outlive a broken release: never deleted by `pulumi up` replacements.
-                    opts=child_options(self, opts, retain_on_delete=True),
+                    opts=child_options(self, opts, retain_on_delete=True, protect=args.protect),
                 )
             )
 
@@ -664,6 +680,7 @@ class PgHoardBackup(pulumi.ComponentResource):
 
         self.config_secret_name = config_secret.metadata.name
         self.restore_key_secret_name = restore_key.metadata.name
+        self.restore_private_key = pulumi.Output.secret(key.private_key_pem)
         self.deployment_name = deployment.metadata.name
         self.register_outputs(
             {
@@ -672,5 +689,6 @@ class PgHoardBackup(pulumi.ComponentResource):
                 "config_secret_name": self.config_secret_name,
                 "restore_key_secret_name": self.restore_key_secret_name,
                 "deployment_name": self.deployment_name,
+                "restore_private_key": self.restore_private_key,
             }
         )

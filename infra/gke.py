@@ -109,6 +109,10 @@ class GkeClusterArgs:
     kubernetes_version: str | None = None
     """Minimum control-plane minor version (e.g. "1.33"); the release channel upgrades from it."""
     deletion_protection: bool = True
+    """GKE's own deletion protection: the API refuses to delete the cluster."""
+    protect: bool = True
+    """Pulumi refuses to delete or replace the cluster (`pulumi up` stops before a replacement
+    would delete every workload and volume on it). The stack's `ha-celery:protect` sets it."""
     master_authorized_networks: tuple[AuthorizedNetwork, ...] = ()
     """Who may reach the control plane. Empty: only from inside the VPC."""
     private_endpoint: bool = False
@@ -348,6 +352,7 @@ class GkeCluster(pulumi.ComponentResource):
                 # ignore_changes does (pulumi-terraform-bridge pkg/tfshim/sdk-v2/
                 # instance_diff.go processIgnoreChanges).
                 ignore_changes=list(CLUSTER_IGNORED_INPUTS),
+                protect=args.protect,
             ),
         )
 

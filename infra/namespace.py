@@ -22,6 +22,9 @@ POD_SECURITY_LEVEL = "restricted"
 @dataclass(frozen=True, kw_only=True)
 class PlatformNamespaceArgs:
     name: str = "ha-celery"
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the namespace (deleting it deletes everything in
+    it, the volumes' claims included). The stack's `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         check(bool(re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", self.name)),
@@ -54,6 +57,6 @@ class PlatformNamespace(pulumi.ComponentResource):
         super().__init__("hacelery:namespace:PlatformNamespace", name, None, opts)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata=namespace_metadata(args),
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         self.name = namespace.metadata.name
         self.register_outputs({"name": self.name})

@@ -73,6 +73,10 @@ class PostgresArgs:
     archive_timeout_seconds: int = 60
     """Recovery point bound: a WAL segment is closed and streamed at least this often."""
     wal_keep_size_mib: int = 1024
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the StatefulSet and its claim (`pulumi up` and
+    `pulumi destroy` stop with an error) until this is False again. Secure default; the stack's
+    `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         check(
@@ -450,7 +454,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             f"{name}-data-0",
             claim_args(volume_claim_template(name, args), statefulset=name, ordinal=0,
                        namespace=args.namespace, labels=metadata_labels),
-            opts=child_options(self, opts, retain_on_delete=True),
+            opts=child_options(self, opts, retain_on_delete=True, protect=args.protect),
         )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
@@ -463,7 +467,8 @@ class PostgresDatabase(pulumi.ComponentResource):
                 credentials_secret_name=f"{name}-credentials",
             ),
             opts=child_options(self, opts, depends_on=[credentials, config_map, claim],
-                               ignore_changes=list(STATEFULSET_IGNORED_INPUTS)),
+                               ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
+                               protect=args.protect),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",

@@ -133,6 +133,8 @@ class _Stack(_Shape):
 
     platform: Literal["gcp", "local"] = "gcp"
     namespace: str = "ha-celery"
+    protect: bool = True
+    """Pulumi refuses to delete or replace what holds the platform's data (see README)."""
     kubernetes_version: str = "1.33"
     zones: tuple[str, ...] | None = None
     cluster: _Cluster | None = None
@@ -194,6 +196,9 @@ class StackConfig:
     platform: Literal["gcp", "local"]
     namespace: str
     kubernetes_version: str
+    protect: bool = True
+    """``ha-celery:protect``: the namespace, the StatefulSets and their claims, the backup
+    bucket and key, the DNS zone and the cluster are protected (see each component)."""
     gke: GkeClusterArgs | None = None
     dns: DnsArgs | None = None
     kube_context: str | None = None
@@ -307,6 +312,7 @@ def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
         platform=raw.platform,
         namespace=raw.namespace,
         kubernetes_version=raw.kubernetes_version,
+        protect=raw.protect,
         gke=gke,
         dns=dns,
         kube_context=raw.local.kube_context if raw.local else None,
@@ -367,7 +373,10 @@ def _build_gke(raw: _Stack, cluster: _Cluster, pools: list | None, networks: lis
         node_pools=tuple(pools) if pools is not None else None,
         release_channel=cluster.release_channel,
         kubernetes_version=raw.kubernetes_version,
-        deletion_protection=cluster.deletion_protection,
+        # GKE's own deletion protection follows ha-celery:protect unless set on its own.
+        deletion_protection=(cluster.deletion_protection if cluster.deletion_protection
+                             is not None else raw.protect),
+        protect=raw.protect,
         master_authorized_networks=tuple(networks) if networks is not None else None,
         private_endpoint=cluster.private_endpoint,
         master_ipv4_cidr=cluster.master_ipv4_cidr, subnet_cidr=cluster.subnet_cidr,
@@ -391,6 +400,7 @@ def _build_dns(raw: _Stack, records: list, problems: _Problems) -> DnsArgs | Non
     assert dns is not None
     try:
         return DnsArgs(**_set(project=raw.gcp_project, domain=dns.domain, ttl=dns.ttl,
+                              protect=raw.protect,
                               mx=dns.mx, spf=dns.spf, wildcard=dns.wildcard,
                               caa_issuers=dns.caa_issuers,
                               records=tuple(records) if records else None))
@@ -539,11 +549,11 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
         keda, _ = _section(problems, "keda", KedaArgs, keda_raw, {"watch_namespace": namespace})
 
     rabbitmq, _ = _section(problems, "rabbitmq", RabbitMQClusterArgs, raw.rabbitmq, {
-        "namespace": namespace, "zones": gke.zones if gke else (),
+        "namespace": namespace, "zones": gke.zones if gke else (), "protect": raw.protect,
         # KEDA's operator reads queue depth from the management API, from its own namespace.
         "management_client_namespaces": (keda.namespace,) if keda else ()})
     postgres, _ = _section(problems, "postgres", PostgresArgs, raw.postgres,
-                           {"namespace": namespace})
+                           {"namespace": namespace, "protect": raw.protect})
 
     storage_raw = backup_raw.pop("storage", None)
     if gke is not None:
@@ -552,9 +562,9 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
             **({} if storage_raw and "location" in storage_raw else {"location": gke.region}),
             **({} if storage_raw and "bucketName" in storage_raw
                else {"bucket_name": f"{gke.project}-{stack}-pghoard"}),
-            # Follows the cluster unless set: a protected cluster keeps its backups too.
+            # Follows ha-celery:protect unless set on its own.
             **({} if storage_raw and "deletionProtection" in storage_raw
-               else {"deletion_protection": gke.deletion_protection}),
+               else {"deletion_protection": raw.protect}),
         })
     else:
         storage, _ = _section(problems, "backup.storage", LocalBackupStorage, storage_raw, {})
@@ -562,6 +572,7 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
     if storage is not None and postgres is not None:
         backup, _ = _section(problems, "backup", PgHoardBackupArgs, backup_raw, {
             "namespace": namespace, "image": PLACEHOLDER_IMAGE, "storage": storage,
+            "protect": raw.protect,
             "database_host": "placeholder", "replication_user": "placeholder",
             "replication_password": "placeholder", "replication_slot": "placeholder",
             "postgres_major_version": postgres.major_version,
@@ -622,7 +633,7 @@ def _workloads(raw: _Stack, stack: str, gke: GkeClusterArgs | None, dns: DnsArgs
 
 _OBJECT_KEYS = ("zones", "cluster", "dns", "local", "image", "rabbitmq", "postgres", "backup",
                 "workers", "keda", "web", "flower", "scheduler", "sweeper", "app")
-_STRING_KEYS = ("platform", "namespace", "kubernetesVersion")
+_STRING_KEYS = ("platform", "namespace", "kubernetesVersion", "protect")
 
 
 def load(stack: str | None = None) -> StackConfig:

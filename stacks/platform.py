@@ -83,7 +83,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
 
     provider = kubernetes_provider(config, gke)
     namespace = PlatformNamespace(
-        "platform", PlatformNamespaceArgs(name=config.namespace),
+        "platform", PlatformNamespaceArgs(name=config.namespace, protect=config.protect),
         opts=pulumi.ResourceOptions(provider=provider))
     outputs["namespace"] = namespace.name
     if config.workloads is not None:
@@ -171,4 +171,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         "rabbitmq_admin_secret": rabbitmq.admin_secret_name,
         "database_service": postgres.service_name,
         "backup_bucket": backup.bucket_name,
+        # Secret: `pulumi stack output --show-secrets backup_restore_key` before a destroy that
+        # keeps the bucket, or its backups can no longer be decrypted.
+        "backup_restore_key": backup.restore_private_key,
     }

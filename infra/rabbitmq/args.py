@@ -84,6 +84,10 @@ class RabbitMQClusterArgs:
     drain_timeout_seconds: int = 120
     permit_transient_nonexclusive_queues: bool = True
     """4.3+: keep Celery's remote-control and event queues working (see rabbitmq_config)."""
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the StatefulSet and its claims (`pulumi up` and
+    `pulumi destroy` stop with an error) until this is False again. Secure default; the stack's
+    `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         cls = "RabbitMQClusterArgs"

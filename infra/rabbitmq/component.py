@@ -163,7 +163,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
                 claim_args(volume_claim_template(args), statefulset=names.statefulset,
                            ordinal=ordinal, namespace=args.namespace,
                            labels=object_labels(names, args)),
-                opts=child_options(self, opts, retain_on_delete=True))
+                opts=child_options(self, opts, retain_on_delete=True, protect=args.protect))
             for ordinal in range(args.replicas)
         ]
         statefulset = k8s.apps.v1.StatefulSet(
@@ -174,6 +174,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
                 self, opts,
                 depends_on=[config_map, server_secret, headless, role_binding, *claims],
                 ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
+                protect=args.protect,
                 # Pods become Ready only once the whole cluster formed; Pulumi's await would
                 # otherwise time out on a slow first formation and mark the update failed. The
                 # provider deletes in the foreground and waits for the pods, each of which may

@@ -225,3 +225,77 @@ def test_more_broker_replicas_add_claims_for_the_new_nodes():
     created = {c.name for c in result.changes if c.action == "create"}
     assert created == {"rabbitmq-data-3", "rabbitmq-data-4"}
     assert result.at_risk() == []
+
+
+# --- protection: what holds data cannot be deleted or replaced by accident ---------------------
+
+PROTECTED_IN_PROD = {
+    ("kubernetes:core/v1:Namespace", "platform-namespace"),
+    ("kubernetes:apps/v1:StatefulSet", "rabbitmq-statefulset"),
+    ("kubernetes:apps/v1:StatefulSet", "postgres-statefulset"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-0"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-1"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-2"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "postgres-data-0"),
+    ("gcp:storage/bucket:Bucket", "backup-bucket"),
+    ("tls:index/privateKey:PrivateKey", "backup-encryption-key"),
+    ("gcp:dns/managedZone:ManagedZone", "dns-zone"),
+    ("gcp:container/cluster:Cluster", "gke-cluster"),
+}
+
+
+def test_prod_protects_exactly_what_holds_data(prod):
+    protected = {(r.type, r.name) for r in prod.resources if r.options["protect"]}
+    assert protected == PROTECTED_IN_PROD
+
+
+@pytest.mark.parametrize("stack", ["dev", "local"])
+def test_disposable_stacks_protect_nothing(plans, stack):
+    assert [r.name for r in plans[stack].resources if r.options["protect"]] == []
+
+
+def test_prod_keeps_its_backups_even_after_protection_is_turned_off(prod):
+    bucket = prod.one("gcp:storage/bucket:Bucket", "backup-bucket")
+    assert bucket.options["retainOnDelete"] is True
+    assert bucket.inputs["forceDestroy"] is False
+    unprotected = evaluate_prod_without_protection()
+    bucket = unprotected.one("gcp:storage/bucket:Bucket", "backup-bucket")
+    assert (bucket.options["protect"], bucket.options["retainOnDelete"]) == (False, True)
+    assert bucket.inputs["forceDestroy"] is False
+
+
+def evaluate_prod_without_protection():
+    from stacks.plan import evaluate
+
+    return evaluate("prod", overrides={"protect": False})
+
+
+def test_dev_backups_go_with_the_stack(dev):
+    bucket = dev.one("gcp:storage/bucket:Bucket", "backup-bucket")
+    assert bucket.options["retainOnDelete"] is False
+    assert bucket.inputs["forceDestroy"] is True
+
+
+def test_turning_protection_off_touches_nothing_in_the_cloud_but_the_clusters_guard():
+    """Step one of a prod teardown: only options change, and GKE's deletion protection."""
+    result = review("prod", {}, {"protect": False})
+    by_action = {}
+    for change in result.changes:
+        by_action.setdefault(change.action, set()).add(change.name)
+    assert by_action.pop("options") == {name for _, name in PROTECTED_IN_PROD} - {"gke-cluster"}
+    assert by_action == {"update": {"gke-cluster"}}
+    [cluster] = [c for c in result.changes if c.name == "gke-cluster"]
+    assert [p.text for p in cluster.paths] == ["deletionProtection"]
+    assert result.exit_code(accept_risk=False) == 0
+
+
+def test_renaming_the_prod_namespace_is_refused_by_protection_and_stopped_by_the_review():
+    result = review("prod", {}, {"namespace": "celery-two"})
+    namespace = next(c for c in result.changes if c.name == "platform-namespace")
+    assert namespace.action == "replace" and namespace.protected
+    assert "data at risk" in namespace.risk_kinds
+    statefulsets = [c for c in result.changes if c.type == "kubernetes:apps/v1:StatefulSet"]
+    assert statefulsets and all(
+        c.action == "replace" and c.protected and "data at risk" in c.risk_kinds
+        for c in statefulsets)
+    assert result.exit_code(accept_risk=False) == 4
