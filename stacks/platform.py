@@ -61,6 +61,18 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
     return k8s.Provider("kubernetes", context=config.kube_context, **PROVIDER_SETTINGS)
 
 
+def longest_grace(workloads: WorkloadConfig | None) -> int:
+    """The longest termination grace period of any pod the stack runs in its namespace."""
+    if workloads is None:
+        return 30
+    return max(
+        30,
+        workloads.rabbitmq.termination_grace_seconds,
+        workloads.web.termination_grace_period_seconds,
+        *(pool.termination_grace_period_seconds for pool in workloads.workers.values()),
+    )
+
+
 def build(config: StackConfig) -> dict[str, pulumi.Output]:
     """Create every resource of the stack; returns the stack outputs (also exported)."""
     outputs: dict[str, pulumi.Output] = {}
@@ -83,7 +95,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
 
     provider = kubernetes_provider(config, gke)
     namespace = PlatformNamespace(
-        "platform", PlatformNamespaceArgs(name=config.namespace, protect=config.protect),
+        "platform", PlatformNamespaceArgs(
+            name=config.namespace, protect=config.protect,
+            longest_termination_grace_seconds=longest_grace(config.workloads)),
         opts=pulumi.ResourceOptions(provider=provider))
     outputs["namespace"] = namespace.name
     if config.workloads is not None:

@@ -299,3 +299,37 @@ def test_renaming_the_prod_namespace_is_refused_by_protection_and_stopped_by_the
         c.action == "replace" and c.protected and "data at risk" in c.risk_kinds
         for c in statefulsets)
     assert result.exit_code(accept_risk=False) == 4
+
+
+# --- pulumi destroy ----------------------------------------------------------------------------
+
+def test_deleting_the_namespace_may_wait_for_the_longest_grace_and_gkes_neg_cleanup(prod, dev):
+    for plan in (prod, dev):
+        namespace = plan.one("kubernetes:core/v1:Namespace", "platform-namespace")
+        grace = max(
+            d.inputs["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+            for d in [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                      *plan.of_type("kubernetes:apps/v1:StatefulSet")])
+        minutes_allowed = minutes(namespace.options["customTimeouts"]["delete"])
+        assert minutes_allowed * 60 >= grace + 900, plan.stack
+    # prod: the large workers' 30-minute grace plus 15 minutes for the NEGs.
+    assert prod.one("kubernetes:core/v1:Namespace", "platform-namespace").options[
+        "customTimeouts"]["delete"] == "45m"
+
+
+def test_the_cluster_outlives_everything_in_it_on_destroy(prod):
+    """Destroy runs in reverse dependency order: the namespace (and with it the Ingress's NEGs)
+    goes before the provider, the provider before the node pools and the cluster, the cluster
+    before its subnet and network."""
+    [provider] = prod.of_type("pulumi:providers:kubernetes")
+    namespace = prod.one("kubernetes:core/v1:Namespace", "platform-namespace")
+    assert namespace.provider == provider.urn
+    [cluster] = prod.of_type("gcp:container/cluster:Cluster")
+    subnet = prod.one("gcp:compute/subnetwork:Subnetwork", "gke-subnet")
+    # The provider's kubeconfig comes from the cluster; the cluster's subnetwork from the subnet.
+    assert "gke-gcloud-auth-plugin" in str(provider.inputs["kubeconfig"])
+    assert cluster.inputs["subnetwork"] == "gke-subnet-id" and subnet.urn
+    ingress = prod.one("kubernetes:networking.k8s.io/v1:Ingress", "web-ingress")
+    service = prod.one("kubernetes:core/v1:Service", "web-service")
+    assert service.urn in ingress.options["dependsOn"]
+    assert namespace.urn in ingress.options["dependsOn"]
