@@ -206,7 +206,10 @@ class PublicDns(pulumi.ComponentResource):
             name=f"{name}-ip",
             address_type="EXTERNAL",
             ip_version="IPV4",
-            description=f"Web entry point of {args.domain}",
+            # Not the domain: a GlobalAddress's description is ForceNew
+            # (terraform-provider-google compute/resource_compute_global_address.go), and a new
+            # address is a new IP for the site.
+            description="Web entry point of the ha-celery platform",
             opts=child,
         )
         zone = gcp.dns.ManagedZone(

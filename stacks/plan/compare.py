@@ -324,6 +324,10 @@ def assess(change: Change, old: Mapping[str, Any] | None, new: Mapping[str, Any]
             if typ in ("gcp:container/cluster:Cluster", "pulumi:providers:kubernetes",
                        "kubernetes:core/v1:Namespace"):
                 change.risks.append(Risk(OUTAGE, "everything running there stops"))
+        elif (typ == "gcp:container/nodePool:NodePool" and change.action == "replace"
+              and not change.delete_first):
+            change.notes.append("the new pool is created first; GKE then drains the old one "
+                                "(PodDisruptionBudgets respected) and deletes it")
         elif typ in _OUTAGE_TYPES:
             change.risks.append(Risk(OUTAGE, _OUTAGE_TYPES[typ]))
         elif typ in _STATEFUL_WORKLOADS or typ in _TRAFFIC_K8S:
