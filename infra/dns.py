@@ -206,11 +206,11 @@ class PublicDns(pulumi.ComponentResource):
             name=f"{name}-ip",
             address_type="EXTERNAL",
             ip_version="IPV4",
-            # Not the domain: a GlobalAddress's description is ForceNew
-            # (terraform-provider-google compute/resource_compute_global_address.go), and a new
-            # address is a new IP for the site.
-            description="Web entry point of the ha-celery platform",
-            opts=child,
+            description=f"Web entry point of {args.domain}",
+            # The description is ForceNew (terraform-provider-google compute/
+            # resource_compute_global_address.go) and names the domain: a new domain must not
+            # give the site a new IP.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["description"]),
         )
         zone = gcp.dns.ManagedZone(
             f"{name}-zone",
