@@ -32,7 +32,7 @@ def test_resources_json_records_every_option_the_engine_acts_on(tmp_path):
     assert depends_on and set(depends_on) <= urns
     assert any(urn.endswith("::rabbitmq-config") for urn in depends_on)
     # A resource registered without options records the defaults, not a missing key.
-    assert resources["dns-ip"]["options"] == plan_engine.default_options()
+    assert resources["gke-router"]["options"] == plan_engine.default_options()
 
 
 def test_scheduler_job_records_delete_before_replace_and_ignored_fields():
