@@ -258,6 +258,8 @@ def test_the_clusters_own_deletion_protection_may_differ_from_protect():
 def test_backups_are_deleted_with_the_stack_only_when_asked():
     config = parse({**GCP, "backup": {"storage": {"deleteWithStack": True}}}, "dev")
     assert config.workloads.backup.storage.delete_with_stack is True
+    [problem] = problems_of({**GCP, "backup": {"storage": {"deleteWithStack": "sometimes"}}})
+    assert problem.startswith("ha-celery:backup.storage.deleteWithStack: got 'sometimes'")
 
 
 def test_protect_must_be_a_boolean():
