@@ -75,6 +75,9 @@ class StackConfig:
     platform: Literal["gcp", "local"]
     namespace: str
     kubernetes_version: str
+    protect: bool = True
+    """``ha-celery:protect``: the namespace, the StatefulSets and their claims, the backup
+    bucket and key, the DNS zone and the cluster are protected (see each component)."""
     gke: GkeClusterArgs | None = None
     dns: DnsArgs | None = None
     kube_context: str | None = None
@@ -141,6 +144,7 @@ def _parse(values: Mapping[str, Any], stack: str, problems: Problems) -> StackCo
         platform=platform,
         namespace=raw.namespace,
         kubernetes_version=raw.kubernetes_version,
+        protect=raw.protect,
         gke=gke,
         dns=dns,
         kube_context=raw.local.kube_context if raw.local else None,
@@ -227,10 +231,13 @@ def _gcp_parts(raw: StackShape, problems: Problems
         gke = problems.build(
             f"{PROJECT}:cluster", GkeClusterArgs,
             fixed={"project": project, "region": region, "zones": zones,
-                   "kubernetes_version": raw.kubernetes_version},
+                   "kubernetes_version": raw.kubernetes_version, "protect": raw.protect},
             settings=given(
                 node_pools=pools, release_channel=cluster.release_channel,
-                deletion_protection=cluster.deletion_protection,
+                # GKE's own deletion protection follows ha-celery:protect unless set on its own.
+                deletion_protection=(cluster.deletion_protection
+                                     if cluster.deletion_protection is not None
+                                     else raw.protect),
                 master_authorized_networks=networks,
                 private_endpoint=cluster.private_endpoint,
                 master_ipv4_cidr=cluster.master_ipv4_cidr, subnet_cidr=cluster.subnet_cidr,
@@ -246,26 +253,14 @@ def _gcp_parts(raw: StackShape, problems: Problems
             for index, record in enumerate(raw.dns.records or ())]
         if all(records):
             dns = problems.build(
-                f"{PROJECT}:dns", DnsArgs, fixed={"project": project},
+                f"{PROJECT}:dns", DnsArgs, fixed={"project": project, "protect": raw.protect},
                 settings=given(domain=raw.dns.domain, ttl=raw.dns.ttl, mx=raw.dns.mx,
                                spf=raw.dns.spf, wildcard=raw.dns.wildcard,
                                caa_issuers=raw.dns.caa_issuers,
                                records=tuple(records) if records else None))
 
-    deletion_protection = (gke.deletion_protection if gke is not None
-                           else cluster.deletion_protection if cluster.deletion_protection
-                           is not None else _arg_default(GkeClusterArgs, "deletion_protection"))
-    context = GcpContext(project=project, region=region, zones=tuple(zones),
-                         deletion_protection=deletion_protection)
+    context = GcpContext(project=project, region=region, zones=tuple(zones))
     return gke, dns, context
-
-
-def _arg_default(cls: type, name: str) -> Any:
-    """An Args field's own default (so this module never repeats it)."""
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
 
 
 # ---------------------------------------------------------------------------------------------

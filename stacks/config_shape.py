@@ -92,6 +92,8 @@ class StackShape(_Shape):
 
     platform: Literal["gcp", "local"] = "gcp"
     namespace: str = "ha-celery"
+    protect: bool = True
+    """Pulumi refuses to delete or replace what holds the platform's data (see README)."""
     kubernetes_version: str = "1.33"
     zones: tuple[str, ...] | None = None
     cluster: ClusterShape | None = None

@@ -86,7 +86,6 @@ class GcpContext:
     project: str
     region: str
     zones: tuple[str, ...]
-    deletion_protection: bool
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,26 +400,25 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
     if keda_enabled:
         keda, _ = _section(problems, "keda", _KEDA, keda_raw, {"watch_namespace": namespace})
     rabbitmq, _ = _section(problems, "rabbitmq", _RABBITMQ, raw.rabbitmq, {
-        "namespace": namespace, "zones": gcp.zones if gcp else (),
+        "namespace": namespace, "zones": gcp.zones if gcp else (), "protect": raw.protect,
         # KEDA's operator reads queue depth from the management API, from its own namespace.
         "management_client_namespaces": (keda.namespace,) if keda else ()})
     postgres, _ = _section(problems, "postgres", _POSTGRES, raw.postgres,
-                           {"namespace": namespace})
+                           {"namespace": namespace, "protect": raw.protect})
 
     if gcp is not None:
         storage, _ = _section(problems, "backup.storage", _GCS_STORAGE, storage_raw,
                               {"project": gcp.project}, defaults={
                                   "location": gcp.region,
                                   "bucket_name": f"{gcp.project}-{stack}-pghoard",
-                                  # Follows the cluster unless set: a protected cluster keeps
-                                  # its backups too.
-                                  "deletion_protection": gcp.deletion_protection})
+                                  # Follows ha-celery:protect unless set on its own.
+                                  "deletion_protection": raw.protect})
     elif platform == "local":
         storage, _ = _section(problems, "backup.storage", _LOCAL_STORAGE, storage_raw, {})
     else:
         storage = None
     backup, _ = _section(problems, "backup", _BACKUP, backup_raw, {
-        "namespace": namespace, "image": PLACEHOLDER_IMAGE,
+        "namespace": namespace, "image": PLACEHOLDER_IMAGE, "protect": raw.protect,
         # Stand-ins when storage or postgres failed (reported): backup's own keys still count.
         "storage": storage or LocalBackupStorage(),
         "database_host": "placeholder", "replication_user": "placeholder",

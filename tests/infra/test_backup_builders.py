@@ -65,9 +65,11 @@ def test_bucket_has_no_retention_lock_that_would_block_pghoards_own_deletion():
     assert bucket.soft_delete_policy.retention_duration_seconds > 0
 
 
-def test_dev_buckets_are_destroyable_and_prod_buckets_are_not():
-    assert bk.bucket_args(gcs(deletion_protection=False)).force_destroy is True
-    assert bk.bucket_args(gcs(deletion_protection=True)).force_destroy is False
+def test_only_a_bucket_meant_to_go_with_the_stack_is_emptied_on_delete():
+    assert bk.bucket_args(gcs(delete_with_stack=True)).force_destroy is True
+    assert bk.bucket_args(gcs()).force_destroy is False
+    # Turning protection off must not make a destroy delete the backups.
+    assert bk.bucket_args(gcs(deletion_protection=False)).force_destroy is False
 
 
 def test_bucket_roles_are_bucket_scoped_object_roles_only():

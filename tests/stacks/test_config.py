@@ -233,12 +233,41 @@ def test_messages_per_replica_reaches_the_scaler():
     assert config.workloads.workers["small"].autoscaling.messages_per_replica == 40
 
 
-def test_backup_bucket_follows_the_clusters_deletion_protection():
-    dev = parse({**GCP, "cluster": {"deletionProtection": False}}, "dev").workloads
-    assert dev.backup.storage.deletion_protection is False
-    assert dev.backup.storage.bucket_name == "ha-celery-test-dev-pghoard"
-    prod = parse(GCP, "prod").workloads
-    assert prod.backup.storage.deletion_protection is True
+def test_protection_is_one_switch_on_by_default():
+    prod = parse(GCP, "prod")
+    assert prod.protect is True
+    assert prod.gke.protect is True and prod.gke.deletion_protection is True
+    assert prod.dns is None or prod.dns.protect is True
+    workloads = prod.workloads
+    assert workloads.rabbitmq.protect and workloads.postgres.protect and workloads.backup.protect
+    assert workloads.backup.storage.deletion_protection is True
+    # ... and never deletes backups with the stack unless asked to.
+    assert workloads.backup.storage.delete_with_stack is False
+
+    dev = parse({**GCP, "protect": False, "dns": {"domain": "example.com."}}, "dev")
+    assert (dev.protect, dev.gke.protect, dev.gke.deletion_protection, dev.dns.protect) == (
+        False, False, False, False)
+    assert not (dev.workloads.rabbitmq.protect or dev.workloads.postgres.protect
+                or dev.workloads.backup.protect)
+    assert dev.workloads.backup.storage.deletion_protection is False
+    assert dev.workloads.backup.storage.bucket_name == "ha-celery-test-dev-pghoard"
+
+
+def test_the_clusters_own_deletion_protection_may_differ_from_protect():
+    config = parse({**GCP, "protect": False, "cluster": {"deletionProtection": True}}, "x")
+    assert config.gke.deletion_protection is True and config.gke.protect is False
+
+
+def test_backups_are_deleted_with_the_stack_only_when_asked():
+    config = parse({**GCP, "backup": {"storage": {"deleteWithStack": True}}}, "dev")
+    assert config.workloads.backup.storage.delete_with_stack is True
+    [problem] = problems_of({**GCP, "backup": {"storage": {"deleteWithStack": "sometimes"}}})
+    assert problem.startswith("ha-celery:backup.storage.deleteWithStack: got 'sometimes'")
+
+
+def test_protect_must_be_a_boolean():
+    [problem] = problems_of({**GCP, "protect": "perhaps"})
+    assert problem.startswith("ha-celery:protect: got 'perhaps'; expected a valid boolean")
 
 
 def test_app_settings_accept_yaml_numbers_and_refuse_credentials():
