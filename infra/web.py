@@ -138,7 +138,9 @@ def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
         runtime=args.runtime,
         command=web_command(),
         resources=args.resources,
-        extra_env={"PORT": str(HTTP_PORT)},
+        # Outside Kubernetes gunicorn listens on 127.0.0.1; here the Service must reach it, and
+        # saying so does not rely on the kubelet's KUBERNETES_SERVICE_HOST or the image's env.
+        extra_env={"PORT": str(HTTP_PORT), "WEB_HOST": "0.0.0.0"},  # noqa: S104
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT)],
         # /readyz checks broker and database: a pod that can't reach them leaves the load
         # balancer, but isn't restarted (a restart would not fix the broker).

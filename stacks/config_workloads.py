@@ -116,13 +116,14 @@ _IMAGE_BUILD = _Section(ImageBuildArgs, frozenset({
     "project", "location", "context_path", "dockerfile_path", "image_name"}),
     hidden=frozenset({"reader_service_account"}))
 _KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",))
+# `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
-    "namespace", "zones", "management_client_namespaces"}))
-_POSTGRES = _Section(PostgresArgs, frozenset({"namespace"}))
+    "namespace", "zones", "management_client_namespaces", "protect"}))
+_POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}))
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
 _LOCAL_STORAGE = _Section(LocalBackupStorage)
 _BACKUP = _Section(PgHoardBackupArgs, frozenset({
-    "namespace", "image", "storage", "database_host", "replication_user",
+    "namespace", "image", "storage", "protect", "database_host", "replication_user",
     "replication_password", "replication_slot", "postgres_major_version"}),
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.

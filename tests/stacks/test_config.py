@@ -267,7 +267,7 @@ def test_backups_are_deleted_with_the_stack_only_when_asked():
 
 def test_protect_must_be_a_boolean():
     [problem] = problems_of({**GCP, "protect": "perhaps"})
-    assert problem.startswith("ha-celery:protect: got 'perhaps'; expected a valid boolean")
+    assert problem.startswith("ha-celery:protect: got 'perhaps'; expected true or false")
 
 
 def test_app_settings_accept_yaml_numbers_and_refuse_credentials():
