@@ -427,7 +427,8 @@ def manifest_id(manifest: dict[str, Any]) -> str:
 def validate_manifests(
     manifests: Iterable[dict[str, Any]], kubernetes_version: str
 ) -> list[Problem]:
-    """Schema (strict) + Pod Security `restricted` + resources; returns every problem found."""
+    """Schema (strict) + the policy pack (Pod Security `restricted`, resources); returns every
+    problem found."""
     import kubernetes_validate
 
     problems: list[Problem] = []
@@ -457,10 +458,9 @@ def validate_manifests(
             path = "/".join(str(p) for p in getattr(error, "absolute_path", []) or [])
             message = getattr(error, "message", str(error)).splitlines()[0]
             problems.append(Problem(ident, f"schema: {path or '(root)'}: {message}"))
-        for message in policy.pod_security_violations(manifest):
-            problems.append(Problem(ident, f"pod security 'restricted': {message}"))
-        for message in policy.resource_violations(manifest):
-            problems.append(Problem(ident, f"resources: {message}"))
+        # The CrossGuard pack's own validators (policy-pack/), run in-process.
+        for message in policy.check_manifest(manifest, kubernetes_version):
+            problems.append(Problem(ident, message))
     return problems
 
 
