@@ -84,6 +84,12 @@ class GcsBackupStorage:
     (force_destroy)."""
     noncurrent_retention_days: int = 14
     """Days a deleted or overwritten object stays recoverable as a noncurrent version."""
+    audit_data_access: bool = True
+    """Cloud Audit Logs record every read, write and delete of Cloud Storage objects in the
+    project with the caller's identity (Data Access logs for storage.googleapis.com): who read
+    or deleted a backup is answerable. The setting is project-wide for Cloud Storage, so it logs
+    other buckets' traffic too (billed as Cloud Logging ingestion); false leaves the project's
+    audit configuration alone."""
 
     def __post_init__(self) -> None:
         check(
@@ -490,6 +496,20 @@ def bucket_lifecycle_rules(storage: GcsBackupStorage) -> list[gcp.storage.Bucket
     ]
 
 
+def storage_audit_config_args(storage: GcsBackupStorage) -> gcp.projects.IAMAuditConfigArgs:
+    """Pure: Data Access audit logs for Cloud Storage in the backup's project. ADMIN_READ covers
+    reads of the bucket's IAM and settings; DATA_READ/DATA_WRITE every object read, write and
+    delete, with the principal that made it (usage logs would give no identity)."""
+    return gcp.projects.IAMAuditConfigArgs(
+        project=storage.project,
+        service="storage.googleapis.com",
+        audit_log_configs=[
+            gcp.projects.IAMAuditConfigAuditLogConfigArgs(log_type=log_type)
+            for log_type in ("ADMIN_READ", "DATA_READ", "DATA_WRITE")
+        ],
+    )
+
+
 def bucket_args(storage: GcsBackupStorage) -> gcp.storage.BucketArgs:
     """Pure: the backup bucket.
 
@@ -634,6 +654,12 @@ class PgHoardBackup(pulumi.ComponentResource):
             service_account_annotations = account.email.apply(
                 lambda email: {WORKLOAD_IDENTITY_ANNOTATION: email}
             )
+            if storage.audit_data_access:
+                gcp.projects.IAMAuditConfig(
+                    f"{name}-storage-audit",
+                    args=storage_audit_config_args(storage),
+                    opts=child,
+                )
             self.bucket_name = bucket.name
             self.google_service_account_email = account.email
         else:

@@ -242,7 +242,8 @@ def _gcp_parts(raw: StackShape, problems: Problems
                 private_endpoint=cluster.private_endpoint,
                 master_ipv4_cidr=cluster.master_ipv4_cidr, subnet_cidr=cluster.subnet_cidr,
                 pods_cidr=cluster.pods_cidr, services_cidr=cluster.services_cidr,
-                maintenance_recurrence=cluster.maintenance_recurrence))
+                maintenance_recurrence=cluster.maintenance_recurrence,
+                rbac_security_group=cluster.rbac_security_group))
 
     dns = None
     if raw.dns is not None:

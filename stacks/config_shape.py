@@ -61,6 +61,7 @@ class ClusterShape(_Shape):
     pods_cidr: str | None = None
     services_cidr: str | None = None
     maintenance_recurrence: str | None = None
+    rbac_security_group: str | None = None
     node_pools: tuple[_NodePool, ...] | None = None
 
 

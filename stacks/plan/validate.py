@@ -1,7 +1,8 @@
 """Manifest validation: every Kubernetes object against the OpenAPI schema of the stack's
 Kubernetes version (strict: unknown fields are errors), custom resources against the bundled
-schemas in ``stacks/schemas/``, and every pod against Pod Security `restricted` and the
-resource rules of ``stacks/policy.py``.
+schemas in ``stacks/schemas/``, and every object through the platform's policy pack
+(``stacks/policy``: Pod Security `restricted` and the resource rule, the validators
+``pulumi preview --policy-pack policy-pack`` runs).
 
 Returns problems; does not print or exit (``cli`` does).
 """
@@ -84,10 +85,9 @@ def validate_manifests(
             path = "/".join(str(p) for p in getattr(error, "absolute_path", []) or [])
             message = getattr(error, "message", str(error)).splitlines()[0]
             problems.append(Problem(ident, f"schema: {path or '(root)'}: {message}"))
-        for message in policy.pod_security_violations(manifest):
-            problems.append(Problem(ident, f"pod security 'restricted': {message}"))
-        for message in policy.resource_violations(manifest):
-            problems.append(Problem(ident, f"resources: {message}"))
+        # The CrossGuard pack's own validators (policy-pack/), run in-process.
+        for message in policy.check_manifest(manifest, kubernetes_version):
+            problems.append(Problem(ident, message))
     return problems
 
 

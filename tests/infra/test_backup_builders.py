@@ -193,3 +193,10 @@ def test_bad_storage_args_name_the_field():
         gcs(project="X")
     with pytest.raises(ArgsError, match=r"LocalBackupStorage\.storage_size_gib"):
         bk.LocalBackupStorage(storage_size_gib=0)
+
+
+def test_who_reads_or_deletes_backups_is_audited_with_the_callers_identity():
+    audit = bk.storage_audit_config_args(gcs())
+    assert audit.project == "my-project" and audit.service == "storage.googleapis.com"
+    assert {c.log_type for c in audit.audit_log_configs} == {
+        "ADMIN_READ", "DATA_READ", "DATA_WRITE"}

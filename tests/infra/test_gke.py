@@ -249,3 +249,24 @@ def test_bad_control_plane_ports_are_refused(ports):
     with pytest.raises(ArgsError, match="control_plane_ingress_ports"):
         GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
                        control_plane_ingress_ports=ports)
+
+
+def test_same_node_pod_traffic_reaches_the_flow_logs(settings):
+    assert settings["enable_intranode_visibility"] is True
+
+
+def test_google_groups_for_rbac_is_off_unless_a_group_is_named(settings):
+    assert "authenticator_groups_config" not in settings
+    grouped = GkeClusterArgs(project="p-123456", region="europe-west1",
+                             zones=("europe-west1-b",),
+                             rbac_security_group="gke-security-groups@example.com")
+    config = cluster_settings(grouped)["authenticator_groups_config"]
+    assert config.security_group == "gke-security-groups@example.com"
+
+
+def test_a_security_group_gke_would_refuse_names_the_field():
+    with pytest.raises(ArgsError) as caught:
+        GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                       rbac_security_group="admins@example.com")
+    assert caught.value.field == "GkeClusterArgs.rbac_security_group"
+    assert "gke-security-groups@YOUR-DOMAIN" in str(caught.value)

@@ -355,8 +355,8 @@ def test_misspelled_nested_keys_are_named_as_written():
     assert sorted(problems) == sorted([
         "ha-celery:cluster.releaseChanel: unknown setting; did you mean 'releaseChannel'? "
         "(allowed: deletionProtection, maintenanceRecurrence, masterAuthorizedNetworks, "
-        "masterIpv4Cidr, nodePools, podsCidr, privateEndpoint, releaseChannel, servicesCidr, "
-        "subnetCidr)",
+        "masterIpv4Cidr, nodePools, podsCidr, privateEndpoint, rbacSecurityGroup, releaseChannel, "
+        "servicesCidr, subnetCidr)",
         "ha-celery:cluster.nodePools[0].machinType: unknown setting; did you mean "
         "'machineType'? (allowed: diskSizeGb, diskType, machineType, maxNodesPerZone, "
         "minNodesPerZone, name, spot)",

@@ -98,7 +98,7 @@ def test_invalid_manifest_exits_3_with_the_problem(monkeypatch, tmp_path, capsys
     assert plan_engine.main(["--stack", "local", "--out", str(tmp_path), "--quiet"]) == 3
     error = capsys.readouterr().err
     assert "Deployment/ha-celery/careless" in error
-    assert "allowPrivilegeEscalation must be false" in error
+    assert "pod-security: allowPrivilegeEscalation (Privilege Escalation)" in error
     assert "set resources requests.cpu" in error
 
 

@@ -127,3 +127,11 @@ def test_the_private_control_plane_may_reach_kedas_webhook_and_metrics_server(pl
     assert firewall.inputs["sourceRanges"] == [cidr]
     # The webhook rejects bad objects (failurePolicy Fail): unreachable, it would reject all.
     assert values["webhooks"]["failurePolicy"] == "Fail"
+
+
+def test_gcp_stacks_audit_access_to_the_backup_bucket_and_local_has_no_gcp_audit(plans) -> None:
+    audit_type = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+    for stack in ("dev", "prod"):
+        [audit] = plans[stack].of_type(audit_type)
+        assert audit.inputs["service"] == "storage.googleapis.com"
+    assert plans["local"].of_type(audit_type) == []
