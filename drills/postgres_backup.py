@@ -5,6 +5,14 @@ script from `infra/postgres_config.py`, `pghoard.json` and the throttling pg_bas
 from `infra/pghoard_config.py` (only the storage, paths and ports differ), the restore script
 `pghoard/restore_backup.py` and the monitoring check `pghoard/check_backup.py` from the image.
 
+TLS is on as deployed: the server's certificate is the stack's PostgreSQL spec
+(``infra.certificates.postgres_spec``) issued by a local CA (``drills/certificates.py``), the
+server accepts network connections over TLS only (``hostssl``), and every client (the app's rows,
+pghoard's WAL stream and base backups, the restore check) uses ``sslmode=verify-full`` against
+the cluster's DNS name (dialled on 127.0.0.1 through libpq's ``hostaddr``). The drill proves the
+WAL stream is encrypted (``pg_stat_ssl`` of the walsender), that a plain-TCP client is refused
+and that a client trusting another CA is refused.
+
 Sequence: initdb -> start -> init script (roles, database, replication slot) -> rows written ->
 pghoard takes a base backup and streams WAL -> more rows written -> WAL switch, wait for the
 segment in storage -> the primary is destroyed -> restore into a new data directory (download,
@@ -47,7 +55,8 @@ from pathlib import Path
 
 import psycopg
 
-from infra import pghoard_config, postgres_config
+from drills import certificates as local_certificates
+from infra import certificates, pghoard_config, postgres_config
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -56,6 +65,9 @@ RESTORE_SCRIPT = REPO / "pghoard" / "restore_backup.py"
 CHECK_SCRIPT = REPO / "pghoard" / "check_backup.py"
 RUN_AS = "postgres"
 PGHOARD_VERSION = "2.1.0"
+NAMESPACE, SERVICE = "ha-celery", "postgres"
+"""The drill's server answers to the cluster's own name for the database Service."""
+SERVER_NAME = f"{SERVICE}.{NAMESPACE}.svc.{certificates.CLUSTER_DOMAIN}"
 
 # pghoard 2.1.0 knows WAL page magic numbers up to PostgreSQL 11; these are 12-15's.
 _LAUNCHER = """\
@@ -113,6 +125,13 @@ class DrillResult:
     check_healthy_output: str
     check_stale_exit_code: int
     check_stale_output: str
+    replication_tls: str
+    """The WAL stream's connection as pg_stat_ssl saw it, e.g. ``TLSv1.3 TLS_AES_256_GCM_SHA384``
+    (empty: not encrypted)."""
+    plaintext_refused: str
+    """The server's answer to a client without TLS (empty: it was let in)."""
+    untrusted_ca_refused: str
+    """libpq's answer when the client trusts another CA (empty: it connected)."""
     pghoard_version: str = PGHOARD_VERSION
 
 
@@ -304,6 +323,23 @@ def _storage_files(storage: Path, site: str, kind: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".metadata"))
 
 
+def _url(user: str, password: str, port: int, database: str, ca_file: Path) -> str:
+    """A verify-full URL for the cluster's name, dialled on loopback."""
+    return postgres_config.database_url(
+        user=user, password=password, host=SERVER_NAME, port=port, database=database,
+        ca_file=str(ca_file),
+    ) + "&hostaddr=127.0.0.1"
+
+
+def _refusal(url: str) -> str:
+    """The error a connection attempt gets, or '' if it was let in."""
+    try:
+        with psycopg.connect(url, connect_timeout=10):
+            return ""
+    except psycopg.OperationalError as error:
+        return " ".join(str(error).split())
+
+
 def _rows(url: str) -> list[tuple]:
     with psycopg.connect(url, connect_timeout=10) as connection:
         query = "SELECT id, phase, payload FROM drill_rows ORDER BY id"
@@ -351,8 +387,17 @@ def run_drill(rows_before: int = 1000, rows_after: int = 500, log=progress) -> D
 def _drill(
     workdir: Path, processes: Processes, rows_before: int, rows_after: int, log
 ) -> DrillResult:
+    authority = local_certificates.issue(
+        [certificates.postgres_spec(namespace=NAMESPACE, service=SERVICE)], workdir / "tls"
+    )
+    server_certificate = authority["postgres"]
     settings = postgres_config.PostgresSettings(
-        memory_limit_mib=512, storage_size_gib=8, port=free_port(), wal_keep_size_mib=256
+        memory_limit_mib=512, storage_size_gib=8, port=free_port(), wal_keep_size_mib=256,
+        tls=postgres_config.ServerTls(
+            certificate_file=str(server_certificate.certificate),
+            key_file=str(server_certificate.key),
+            ca_file=str(authority.ca_certificate),
+        ),
     )
     app_password = "DrillApp" + os.urandom(8).hex()
     backup_password = "DrillBackup" + os.urandom(8).hex()
@@ -386,10 +431,15 @@ def _drill(
     _chown_tree(workdir)
     processes.env.update(POSTGRES_USER="postgres", PGHOST=str(workdir), PGPORT=str(settings.port))
     processes.run(["bash", str(init)])
-    app_url = (
+    app_url = _url(settings.app_user, app_password, settings.port, settings.database,
+                   authority.ca_certificate)
+    plaintext_refused = _refusal(
         f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{settings.port}/"
-        f"{settings.database}"
+        f"{settings.database}?sslmode=disable"
     )
+    untrusted_ca_refused = _refusal(app_url.replace(
+        str(authority.ca_certificate),
+        str(local_certificates.issue_untrusted_ca(workdir / "untrusted"))))
     with psycopg.connect(app_url) as connection:
         connection.execute(
             "CREATE TABLE drill_rows (id integer PRIMARY KEY, phase text NOT NULL, payload text)"
@@ -413,11 +463,13 @@ def _drill(
         hoard,
         storage=pghoard_config.LocalStorage(directory=str(storage)),
         node=pghoard_config.ReplicationNode(
-            host="127.0.0.1",
+            host=SERVER_NAME,
+            hostaddr="127.0.0.1",
             port=settings.port,
             user=settings.backup_user,
             password=backup_password,
             slot=settings.replication_slot,
+            ca_file=str(authority.ca_certificate),
         ),
         paths=pghoard_config.PgHoardPaths(
             backup_location=str(workdir / "pghoard"),
@@ -449,6 +501,14 @@ def _drill(
         raise RuntimeError("pghoard exited before its first base backup")
     basebackup_seconds = time.monotonic() - backup_started
     log(f"base backup stored after {basebackup_seconds:.1f}s")
+    replication_tls = _wait_for(
+        lambda: processes.run(["psql", "-XAtc", (
+            "SELECT s.version || ' ' || s.cipher FROM pg_stat_replication r "
+            "JOIN pg_stat_ssl s USING (pid) WHERE s.ssl"), "postgres"]).stdout.strip(),
+        30,
+        "the WAL stream's connection in pg_stat_replication",
+    )
+    log(f"WAL stream over {replication_tls}")
 
     _insert(app_url, rows_before + 1, rows_after, "after-backup")
     switched = processes.run(
@@ -526,9 +586,8 @@ def _drill(
 
     port = free_port()
     processes.start_postgres(restored, port, workdir / "restored.log")
-    restored_url = (
-        f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{port}/{settings.database}"
-    )
+    restored_url = _url(settings.app_user, app_password, port, settings.database,
+                        authority.ca_certificate)
     actual = _rows(restored_url)
     processes.stop_postgres(restored)
     return DrillResult(
@@ -543,14 +602,21 @@ def _drill(
         check_healthy_output=healthy.stdout.strip(),
         check_stale_exit_code=stale.returncode,
         check_stale_output=stale.stdout.strip(),
+        replication_tls=replication_tls,
+        plaintext_refused=plaintext_refused,
+        untrusted_ca_refused=untrusted_ca_refused,
     )
 
 
 def succeeded(result: DrillResult) -> bool:
-    """Every row back, and the backup check passing on a fresh backup but not on a stale one."""
+    """Every row back, the backup check passing on a fresh backup but not on a stale one, the
+    WAL stream encrypted, and neither a plaintext client nor one trusting another CA let in."""
     return (result.rows_match
             and result.rows_restored == result.rows_before_backup + result.rows_after_backup
-            and result.check_stale_exit_code == 1)
+            and result.check_stale_exit_code == 1
+            and bool(result.replication_tls)
+            and bool(result.plaintext_refused)
+            and bool(result.untrusted_ca_refused))
 
 
 def _row_count(raw: str) -> int:

@@ -14,7 +14,8 @@ from drills import postgres_backup
 REPORT_FIELDS = {"ok", "rows_before_backup", "rows_after_backup", "rows_restored", "rows_match",
                  "basebackup_seconds", "restore_download_seconds", "restore_replay_seconds",
                  "recovery_seconds", "check_healthy_output", "check_stale_exit_code",
-                 "check_stale_output", "pghoard_version"}
+                 "check_stale_output", "replication_tls", "plaintext_refused",
+                 "untrusted_ca_refused", "pghoard_version"}
 
 
 def _result(**changes) -> postgres_backup.DrillResult:
@@ -22,7 +23,10 @@ def _result(**changes) -> postgres_backup.DrillResult:
                   basebackup_seconds=1.0, restore_download_seconds=0.5,
                   restore_replay_seconds=0.7, recovery_seconds=2.0,
                   check_healthy_output="backups are current", check_stale_exit_code=1,
-                  check_stale_output="newest base backup is too old")
+                  check_stale_output="newest base backup is too old",
+                  replication_tls="TLSv1.3 TLS_AES_256_GCM_SHA384",
+                  plaintext_refused="pg_hba.conf rejects connection ... no encryption",
+                  untrusted_ca_refused="SSL error: certificate verify failed")
     values.update(changes)
     return postgres_backup.DrillResult(**values)
 
@@ -99,3 +103,9 @@ def test_a_bad_row_count_is_named_before_anything_starts(value, message, capsys,
         postgres_backup.main(["--rows-before", value])
     assert caught.value.code == 2
     assert f"argument --rows-before: {message}" in capsys.readouterr().err
+
+
+def test_a_drill_whose_wal_stream_was_not_encrypted_exits_1(monkeypatch, capsys, drill_can_run):
+    monkeypatch.setattr(postgres_backup, "run_drill", _fake_drill(_result(replication_tls="")))
+    assert postgres_backup.main([]) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False
