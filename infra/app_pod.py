@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from infra import pod_security
 from infra.images import validate_image_reference
 from infra.quantities import parse_quantity
+from infra.tls import trust_bundle_mount, trust_bundle_volume
 from infra.validation import check
 
 APP_UID = 10001
@@ -156,6 +157,10 @@ class AppRuntimeArgs:
     """Plain, non-secret environment (e.g. LCS_LARGE_THRESHOLD). Credentials are refused here."""
     secret_settings: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     """Environment read from Secrets by reference: credentials the tasks need (API keys, DSNs)."""
+    trust_bundle: pulumi.Input[str] | None = None
+    """Name of the ConfigMap holding the stack's CA certificate (``infra.tls.TrustBundle``):
+    mounted at ``TRUST_BUNDLE_DIR`` in every app container, so the broker and database URLs can
+    verify their servers (``sslmode=verify-full&sslrootcert=...``). None: no TLS to verify."""
     secrets_checksum: pulumi.Input[str] | None = None
     """A digest of what the referenced Secrets hold (``secrets_checksum()``). It is written on
     the pod template of every long-running app workload, so a changed broker URL, database URL
@@ -259,7 +264,8 @@ def app_container(
         ports=list(ports) if ports else None,
         resources=resource_requirements(resources),
         security_context=pod_security.container_security_context(APP_UID),
-        volume_mounts=[tmp_mount()],
+        volume_mounts=[tmp_mount()]
+        + ([trust_bundle_mount()] if runtime.trust_bundle is not None else []),
         liveness_probe=liveness_probe,
         readiness_probe=readiness_probe,
         startup_probe=startup_probe,
@@ -269,6 +275,7 @@ def app_container(
 
 def app_pod_spec(
     *,
+    runtime: AppRuntimeArgs,
     containers: Sequence[k8s.core.v1.ContainerArgs],
     init_containers: Sequence[k8s.core.v1.ContainerArgs] | None = None,
     termination_grace_period_seconds: int = 30,
@@ -302,7 +309,9 @@ def app_pod_spec(
         enable_service_links=False,
         termination_grace_period_seconds=termination_grace_period_seconds,
         restart_policy=restart_policy,
-        volumes=[tmp_volume()],
+        volumes=[tmp_volume()]
+        + ([trust_bundle_volume(runtime.trust_bundle)] if runtime.trust_bundle is not None
+           else []),
         topology_spread_constraints=spread,
     )
 

@@ -40,6 +40,7 @@ from infra.pghoard_config import (
     render,
 )
 from infra.resource_options import child_options
+from infra.tls import TRUST_BUNDLE_FILE, trust_bundle_mount, trust_bundle_volume
 from infra.validation import check
 
 PGHOARD_UID = 999
@@ -172,6 +173,9 @@ class PgHoardBackupArgs:
     """True: Pulumi refuses to delete or replace the encryption key (a new key cannot read the
     old backups) and the local backup volume (`pulumi up` and `pulumi destroy` stop with an
     error) until this is False again. Secure default; the stack's `ha-celery:protect` sets it."""
+    trust_bundle: pulumi.Input[str] | None = None
+    """ConfigMap with the stack's CA (``infra.tls.TrustBundle``): the WAL stream and base
+    backups then connect with ``sslmode=verify-full`` against it. None: libpq prefers TLS."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):  # an Output (a freshly built image) is pinned by digest
@@ -281,7 +285,8 @@ def config_text(
             args.settings(),
             storage=deployed_storage(args),
             node=ReplicationNode(
-                host=host, port=args.database_port, user=user, password=password, slot=slot
+                host=host, port=args.database_port, user=user, password=password, slot=slot,
+                ca_file=TRUST_BUNDLE_FILE if args.trust_bundle is not None else None,
             ),
             paths=deployed_paths(args),
             public_key_pem=public_key_pem,
@@ -337,6 +342,8 @@ def pghoard_container(args: PgHoardBackupArgs) -> k8s.core.v1.ContainerArgs:
     ]
     if isinstance(args.storage, LocalBackupStorage):
         mounts.append(k8s.core.v1.VolumeMountArgs(name="backups", mount_path=LOCAL_STORAGE_DIR))
+    if args.trust_bundle is not None:
+        mounts.append(trust_bundle_mount())
     return k8s.core.v1.ContainerArgs(
         name="pghoard",
         image=args.image,
@@ -425,6 +432,8 @@ def pod_spec(name: str, args: PgHoardBackupArgs) -> k8s.core.v1.PodSpecArgs:
                 ),
             )
         )
+    if args.trust_bundle is not None:
+        volumes.append(trust_bundle_volume(args.trust_bundle))
     return k8s.core.v1.PodSpecArgs(
         service_account_name=name,
         # The GKE metadata server serves the Workload Identity token; the pod needs no

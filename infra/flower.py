@@ -101,7 +101,7 @@ def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.Deploymen
             revision_history_limit=3,
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=pod_template_metadata(labels, args.runtime),
-                spec=app_pod_spec(containers=[container]),
+                spec=app_pod_spec(runtime=args.runtime, containers=[container]),
             ),
         ),
     )

@@ -8,7 +8,9 @@ NetworkPolicy that admits only the platform's own pods.
 
 Deliberately does not do backups (`infra/backup.py` streams WAL and takes base backups through
 the backup role and slot created here), high availability by replicas (one primary; recovery is
-a restore, proven by the backup drill), or TLS inside the cluster network.
+a restore, proven by the backup drill), or the stack's certificate authority (``infra/tls.py``):
+given one, it issues the server's certificate, mounts it, accepts network clients over TLS only
+and hands out a URL that verifies the server (``sslmode=verify-full``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,25 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import names, pod_security
-from infra.postgres_config import PostgresSettings, database_url, init_script, pg_hba_conf
+from infra.certificates import postgres_spec
+from infra.postgres_config import (
+    PostgresSettings,
+    ServerTls,
+    database_url,
+    init_script,
+    pg_hba_conf,
+)
 from infra.postgres_config import postgresql_conf as render_postgresql_conf
 from infra.resource_options import child_options
 from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
+from infra.tls import (
+    CA_KEY,
+    CERTIFICATE_KEY,
+    PRIVATE_KEY_KEY,
+    TRUST_BUNDLE_FILE,
+    CertificateAuthority,
+    tls_secret_args,
+)
 from infra.validation import check
 
 POSTGRES_UID = 999
@@ -41,6 +58,8 @@ PGDATA = f"{DATA_MOUNT}/pgdata"  # a sub-directory: the volume's root holds lost
 CONFIG_DIR = "/etc/postgresql"
 INIT_DIR = "/docker-entrypoint-initdb.d"
 SECRETS_DIR = "/run/secrets/postgres"
+TLS_DIR = "/etc/postgresql-tls"
+"""The server's certificate, key and the CA, from the ``kubernetes.io/tls`` Secret."""
 SUPERUSER_PASSWORD_KEY = "superuser-password"
 APP_PASSWORD_KEY = "app-password"
 BACKUP_PASSWORD_KEY = "backup-password"
@@ -77,8 +96,17 @@ class PostgresArgs:
     """True: Pulumi refuses to delete or replace the StatefulSet and its claim (`pulumi up` and
     `pulumi destroy` stop with an error) until this is False again. Secure default; the stack's
     `ha-celery:protect` sets it."""
+    certificate_authority: CertificateAuthority | None = None
+    """The stack's CA (wired by the platform): the server gets a certificate for its Service's
+    names, plain TCP is refused and the app URL verifies the server. None: plain TCP."""
 
     def __post_init__(self) -> None:
+        check(
+            self.certificate_authority is None or isinstance(self.namespace, str),
+            "PostgresArgs.namespace",
+            self.namespace,
+            "a plain string when a certificate authority is given (the certificate names it)",
+        )
         check(
             bool(_IMAGE.match(self.image)),
             "PostgresArgs.image",
@@ -121,6 +149,17 @@ class PostgresArgs:
             app_user=self.app_user,
             archive_timeout_seconds=self.archive_timeout_seconds,
             wal_keep_size_mib=self.wal_keep_size_mib,
+            tls=self.server_tls,
+        )
+
+    @property
+    def server_tls(self) -> ServerTls | None:
+        if self.certificate_authority is None:
+            return None
+        return ServerTls(
+            certificate_file=f"{TLS_DIR}/{CERTIFICATE_KEY}",
+            key_file=f"{TLS_DIR}/{PRIVATE_KEY_KEY}",
+            ca_file=f"{TLS_DIR}/{CA_KEY}",
         )
 
     @property
@@ -237,6 +276,8 @@ def postgres_container(args: PostgresArgs) -> k8s.core.v1.ContainerArgs:
             k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
             k8s.core.v1.VolumeMountArgs(name="init", mount_path=INIT_DIR, read_only=True),
             k8s.core.v1.VolumeMountArgs(name="credentials", mount_path=SECRETS_DIR, read_only=True),
+            *([k8s.core.v1.VolumeMountArgs(name="tls", mount_path=TLS_DIR, read_only=True)]
+              if args.server_tls else []),
             # Read-only root filesystem: the socket directory and /tmp are the only writes
             # outside the data volume.
             k8s.core.v1.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
@@ -246,9 +287,12 @@ def postgres_container(args: PostgresArgs) -> k8s.core.v1.ContainerArgs:
 
 
 def pod_spec(
-    args: PostgresArgs, *, config_map_name: str, credentials_secret_name: str
+    args: PostgresArgs, *, config_map_name: str, credentials_secret_name: str,
+    tls_secret_name: str | None = None,
 ) -> k8s.core.v1.PodSpecArgs:
     """Pure: the pod around the server container."""
+    if args.server_tls and tls_secret_name is None:
+        raise ValueError("pod_spec: TLS is on, so name the Secret holding the certificate")
     return k8s.core.v1.PodSpecArgs(
         security_context=pod_security.pod_security_context(POSTGRES_UID),
         # Room for the preStop's 50 s fast shutdown.
@@ -281,6 +325,13 @@ def pod_spec(
                     secret_name=credentials_secret_name, default_mode=0o440
                 ),
             ),
+            *([k8s.core.v1.VolumeArgs(
+                name="tls",
+                # 0440 with the files owned by root and group postgres (fsGroup): PostgreSQL
+                # accepts a key owned by root only at u=rw,g=r or tighter.
+                secret=k8s.core.v1.SecretVolumeSourceArgs(
+                    secret_name=tls_secret_name, default_mode=0o440),
+            )] if args.server_tls else []),
             k8s.core.v1.VolumeArgs(
                 name="run",
                 empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="16Mi"),
@@ -299,8 +350,10 @@ def statefulset_spec(
     service_name: str,
     config_map_name: str,
     credentials_secret_name: str,
+    certificate_checksum: pulumi.Input[str] | None = None,
 ) -> k8s.apps.v1.StatefulSetSpecArgs:
-    """Pure: one primary with its own volume."""
+    """Pure: one primary with its own volume. ``certificate_checksum`` (a digest of the
+    server certificate) on the template restarts the server onto a renewed certificate."""
     return k8s.apps.v1.StatefulSetSpecArgs(
         replicas=1,
         service_name=service_name,
@@ -314,12 +367,17 @@ def statefulset_spec(
         template=k8s.core.v1.PodTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 labels=labels(name, args),
-                annotations={"hacelery/config-checksum": config_checksum(config_files(args))},
+                annotations={
+                    "hacelery/config-checksum": config_checksum(config_files(args)),
+                    **({"hacelery/certificate-checksum": certificate_checksum}
+                       if certificate_checksum is not None else {}),
+                },
             ),
             spec=pod_spec(
                 args,
                 config_map_name=config_map_name,
                 credentials_secret_name=credentials_secret_name,
+                tls_secret_name=f"{name}-tls",
             ),
         ),
         volume_claim_templates=[volume_claim_template(name, args)],
@@ -430,6 +488,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             pulumi.Output.from_input(args.namespace),
             ".svc.cluster.local",
         )
+        ca_file = TRUST_BUNDLE_FILE if settings.tls is not None else None
         url = pulumi.Output.secret(
             pulumi.Output.all(host, passwords[APP_PASSWORD_KEY].result).apply(
                 lambda values: database_url(
@@ -438,9 +497,29 @@ class PostgresDatabase(pulumi.ComponentResource):
                     host=values[0],
                     port=PORT,
                     database=settings.database,
+                    ca_file=ca_file,
                 )
             )
         )
+        certificate_checksum = None
+        tls_dependencies: list[pulumi.Resource] = []
+        if args.certificate_authority is not None:
+            assert isinstance(args.namespace, str)  # checked by PostgresArgs
+            certificate = args.certificate_authority.issue(
+                f"{name}-certificate",
+                postgres_spec(namespace=args.namespace, service=name),
+                opts=child,
+            )
+            tls_dependencies.append(k8s.core.v1.Secret(
+                f"{name}-tls",
+                **tls_secret_args(name=f"{name}-tls", namespace=args.namespace,
+                                  labels=metadata_labels, certificate=certificate),
+                opts=child,
+            ))
+            # A renewed certificate restarts the server onto it (PostgreSQL reads the files at
+            # start and on reload); clients trust the CA, so they only reconnect.
+            certificate_checksum = certificate.certificate_pem.apply(
+                lambda pem: hashlib.sha256(pem.encode()).hexdigest()[:16])
         url_secret = k8s.core.v1.Secret(
             f"{name}-app-url",
             metadata=metadata("app-url"),
@@ -465,8 +544,10 @@ class PostgresDatabase(pulumi.ComponentResource):
                 service_name=f"{name}",
                 config_map_name=f"{name}-config",
                 credentials_secret_name=f"{name}-credentials",
+                certificate_checksum=certificate_checksum,
             ),
-            opts=child_options(self, opts, depends_on=[credentials, config_map, claim],
+            opts=child_options(self, opts,
+                               depends_on=[credentials, config_map, claim, *tls_dependencies],
                                ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
                                protect=args.protect),
         )
@@ -480,7 +561,8 @@ class PostgresDatabase(pulumi.ComponentResource):
         self.database_url = url
         self.database_url_checksum = host.apply(lambda value: config_checksum({
             DATABASE_URL_KEY: database_url(user=settings.app_user, password="generated",
-                                           host=value, port=PORT, database=settings.database)}))
+                                           host=value, port=PORT, database=settings.database,
+                                           ca_file=ca_file)}))
         self.database_url_secret_name = url_secret.metadata.name
         self.service_name = service.metadata.name
         self.host = host

@@ -119,6 +119,7 @@ def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobInitArgs | No
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                 spec=app_pod_spec(
+                    runtime=args.runtime,
                     containers=[
                         app_container(
                             name="scheduler",

@@ -75,6 +75,7 @@ def cronjob_args(name: str, args: JobSweeperArgs) -> k8s.batch.v1.CronJobInitArg
                     template=k8s.core.v1.PodTemplateSpecArgs(
                         metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                         spec=app_pod_spec(
+                            runtime=args.runtime,
                             containers=[app_container(
                                 name="sweep",
                                 runtime=args.runtime,

@@ -30,10 +30,14 @@ from infra.certificates import (
     CertificateSpec,
     ca_spec,
 )
+from infra.resource_options import child_options
 
 CERTIFICATE_KEY = "tls.crt"
 PRIVATE_KEY_KEY = "tls.key"
 CA_KEY = "ca.crt"
+TRUST_BUNDLE_DIR = "/etc/ha-celery/ca"
+"""Where every client pod mounts the stack's CA certificate (the trust bundle ConfigMap)."""
+TRUST_BUNDLE_FILE = f"{TRUST_BUNDLE_DIR}/{CA_KEY}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,14 +84,12 @@ class CertificateAuthority(pulumi.ComponentResource):
         self.certificate_pem = certificate.cert_pem
         self.register_outputs({"certificate_pem": self.certificate_pem})
 
-    def issue(self, spec: CertificateSpec) -> ServerCertificate:
-        """A key and a certificate for ``spec``, signed by this CA (children of the CA)."""
+    def issue(self, name: str, spec: CertificateSpec,
+              opts: pulumi.ResourceOptions | None = None) -> ServerCertificate:
+        """A key and a certificate for ``spec``, signed by this CA, under the caller's name
+        (a server's component passes itself as parent)."""
         return ServerCertificate(
-            f"{self._name}-{spec.name}",
-            ServerCertificateArgs(spec=spec, policy=self._policy),
-            ca=self,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+            name, ServerCertificateArgs(spec=spec, policy=self._policy), ca=self, opts=opts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +142,44 @@ class ServerCertificate(pulumi.ComponentResource):
         })
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrustBundleArgs:
+    namespace: pulumi.Input[str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class TrustBundle(pulumi.ComponentResource):
+    """The stack's CA certificate in a ConfigMap (it is public): every client pod mounts it at
+    ``TRUST_BUNDLE_DIR`` and verifies the servers against it."""
+
+    config_map_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TrustBundleArgs, *, ca: CertificateAuthority,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hacelery:tls:TrustBundle", name, None, opts)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config-map",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace,
+                                                labels=args.labels),
+            data={CA_KEY: ca.certificate_pem},
+            opts=child_options(self, opts),
+        )
+        self.config_map_name = config_map.metadata.name
+        self.register_outputs({"config_map_name": self.config_map_name})
+
+
+def trust_bundle_volume(config_map_name: pulumi.Input[str]) -> k8s.core.v1.VolumeArgs:
+    return k8s.core.v1.VolumeArgs(
+        name="trust-bundle",
+        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name),
+    )
+
+
+def trust_bundle_mount() -> k8s.core.v1.VolumeMountArgs:
+    return k8s.core.v1.VolumeMountArgs(name="trust-bundle", mount_path=TRUST_BUNDLE_DIR,
+                                       read_only=True)
+
+
 def tls_secret_args(
     *, name: str, namespace: str, labels: dict[str, str], certificate: ServerCertificate
 ) -> dict:
@@ -160,9 +200,15 @@ __all__ = [
     "CA_KEY",
     "CERTIFICATE_KEY",
     "PRIVATE_KEY_KEY",
+    "TRUST_BUNDLE_DIR",
+    "TRUST_BUNDLE_FILE",
     "CertificateAuthority",
     "CertificateAuthorityArgs",
     "ServerCertificate",
     "ServerCertificateArgs",
+    "TrustBundle",
+    "TrustBundleArgs",
     "tls_secret_args",
+    "trust_bundle_mount",
+    "trust_bundle_volume",
 ]

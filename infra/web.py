@@ -184,6 +184,7 @@ def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentIn
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(
+                    runtime=args.runtime,
                     containers=[web_container(args)],
                     init_containers=[migrate_container(args.runtime, args.migrate_resources)],
                     termination_grace_period_seconds=args.termination_grace_period_seconds,

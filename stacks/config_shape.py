@@ -112,6 +112,7 @@ class StackShape(_Shape):
     flower: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     sweeper: dict[str, Any] | None = None
+    tls: dict[str, Any] | None = None
     app: dict[str, Any] | None = None
     """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); each value is checked
     (and credentials refused) by ``stacks/config_workloads.py``."""

@@ -33,6 +33,7 @@ from infra.celery import (
     SecretKeyRef,
     WorkerPoolArgs,
 )
+from infra.certificates import CertificatePolicy
 from infra.dns import DnsArgs
 from infra.flower import FlowerArgs
 from infra.images import AppImageArgs, ImageBuildArgs
@@ -75,6 +76,8 @@ class WorkloadConfig:
     flower: FlowerArgs
     scheduler: SchedulerJobArgs
     sweeper: JobSweeperArgs
+    certificates: CertificatePolicy = dataclasses.field(default_factory=CertificatePolicy)
+    """Validity and renewal of the stack CA's certificates (``ha-celery:tls``)."""
     app_secret_names: tuple[str, ...] = ()
     """Environment variables the app pods read from the `app-secrets` Secret."""
 
@@ -119,7 +122,9 @@ _KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",))
 # `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
     "namespace", "zones", "management_client_namespaces", "protect"}))
-_POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}))
+_POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}),
+                     hidden=frozenset({"certificate_authority"}))
+_TLS = _Section(CertificatePolicy)
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
 _LOCAL_STORAGE = _Section(LocalBackupStorage)
 _BACKUP = _Section(PgHoardBackupArgs, frozenset({
@@ -127,7 +132,7 @@ _BACKUP = _Section(PgHoardBackupArgs, frozenset({
     "replication_password", "replication_slot", "postgres_major_version"}),
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.
-    hidden=frozenset({"database_port", "site"}), nested=("image", "storage"))
+    hidden=frozenset({"database_port", "site", "trust_bundle"}), nested=("image", "storage"))
 _WORKER_POOL = _Section(WorkerPoolArgs, frozenset({"runtime", "queue"}),
                         hidden=frozenset({"autoscaling"}),
                         extra=("messages_per_replica", "polling_interval_seconds",
@@ -141,7 +146,7 @@ _SECTIONS: tuple[tuple[str, _Section], ...] = (
     ("image.build", _IMAGE_BUILD), ("keda", _KEDA), ("rabbitmq", _RABBITMQ),
     ("postgres", _POSTGRES), ("backup", _BACKUP), ("backup.storage", _GCS_STORAGE),
     ("backup.storage", _LOCAL_STORAGE), ("workers.<queue>", _WORKER_POOL), ("web", _WEB),
-    ("flower", _FLOWER), ("scheduler", _SCHEDULER), ("sweeper", _SWEEPER),
+    ("flower", _FLOWER), ("scheduler", _SCHEDULER), ("sweeper", _SWEEPER), ("tls", _TLS),
 )
 """Every workload section, for ``settable_keys`` (the README's settings table is tested
 against it)."""
@@ -468,12 +473,13 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
         scheduler, _ = _section(problems, "scheduler", _SCHEDULER, raw.scheduler,
                                 {"runtime": runtime})
         sweeper, _ = _section(problems, "sweeper", _SWEEPER, raw.sweeper, {"runtime": runtime})
+    certificates, _ = _section(problems, "tls", _TLS, raw.tls, {})
     if problems:
         return None
     return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
                           flower=flower, scheduler=scheduler, sweeper=sweeper,
-                          app_secret_names=secret_names)
+                          certificates=certificates, app_secret_names=secret_names)
 
 
 def _written(raw: Any) -> dict[str, str]:

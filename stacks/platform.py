@@ -28,6 +28,12 @@ from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
 from infra.rabbitmq import BROKER_URL_KEY, RabbitMQCluster
 from infra.scheduler import SchedulerJob
 from infra.sweeper import JobSweeper
+from infra.tls import (
+    CertificateAuthority,
+    CertificateAuthorityArgs,
+    TrustBundle,
+    TrustBundleArgs,
+)
 from infra.web import WebApp
 from stacks.config import StackConfig, WorkloadConfig
 
@@ -115,8 +121,15 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                     opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output]:
     """The broker, the database and its backups, and the Celery workload wired to them."""
     replace = dataclasses.replace
+    # One certificate authority per stack: servers get certificates from it, every client
+    # trusts it (and nothing else) through the trust bundle its pods mount.
+    authority = CertificateAuthority("tls", CertificateAuthorityArgs(
+        stack=config.stack, policy=workloads.certificates))
+    trust_bundle = TrustBundle("trust-bundle", TrustBundleArgs(namespace=config.namespace),
+                               ca=authority, opts=opts)
     rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
-    postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
+    postgres = PostgresDatabase("postgres", replace(
+        workloads.postgres, certificate_authority=authority), opts=opts)
     # The app's pods need the broker and the database from their first second (the migrate
     # initContainer, /readyz, the workers' connection): created after both are Ready, they start
     # once instead of crash-looping into long back-offs while the cluster forms.
@@ -131,6 +144,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_user=postgres.backup_user,
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
+        trust_bundle=trust_bundle.config_map_name,
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
@@ -149,6 +163,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
         settings=workloads.web.runtime.settings,
         secret_settings=secret_settings,
+        trust_bundle=trust_bundle.config_map_name,
         secrets_checksum=pulumi.Output.all(
             rabbitmq.broker_url_checksum, postgres.database_url_checksum, app_secrets_checksum,
         ).apply(lambda parts: secrets_checksum(*parts)),

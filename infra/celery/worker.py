@@ -139,6 +139,7 @@ def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.Deplo
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(
+                    runtime=args.runtime,
                     containers=[worker_container(args)],
                     # Tasks write to the database: a worker never starts on an old schema.
                     init_containers=[migrate_container(args.runtime, args.migrate_resources)],

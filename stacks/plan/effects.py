@@ -102,6 +102,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweeper.schedule", "*/10 * * * *"),
     Setting("scheduler.runId", "run-1"),
     Setting("scheduler.runId", "run-2", before=(("scheduler.runId", "run-1"),)),
+    Setting("tls.validityDays", 180,
+            caveat="a new certificate from the same CA: PostgreSQL restarts onto it (the "
+                   "certificate's digest is on its pod template) and clients, which trust the "
+                   "CA, reconnect"),
     Setting("app.LCS_LARGE_THRESHOLD", 2000),
     Setting("appSecrets.SENTRY_DSN", {"secure": "v1:AAAAnew"},
             before=(("appSecrets.SENTRY_DSN", {"secure": "v1:AAAAold"}),)),

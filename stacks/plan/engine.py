@@ -178,6 +178,10 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _pem(kind: str, seed: str) -> str:
+    return f"-----BEGIN {kind}-----\n{_fake('PLAN', seed)}\n-----END {kind}-----\n"
+
+
 def _fake(kind: str, seed: str) -> str:
     return f"{kind}{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
 
@@ -237,6 +241,12 @@ class PlanMocks(pulumi.runtime.Mocks):
                 "publicKeyPem": pem,
                 "publicKeyOpenssh": "ssh-rsa " + _fake("PLAN", seed),
             }
+        elif typ == "tls:index/certRequest:CertRequest":
+            extra = {"certRequestPem": _pem("CERTIFICATE REQUEST", seed)}
+        elif typ in ("tls:index/selfSignedCert:SelfSignedCert",
+                     "tls:index/locallySignedCert:LocallySignedCert"):
+            # Certificates are public (a stand-in PEM, deterministic per resource).
+            extra = {"certPem": _pem("CERTIFICATE", seed)}
         elif typ.startswith("docker-build:index:Image"):
             digest = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
             tags = args.inputs.get("tags") or ["plan/image:plan"]

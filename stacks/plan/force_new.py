@@ -326,6 +326,18 @@ GCP_RULES: dict[str, tuple[Rule, ...]] = {
     "tls:index/privateKey:PrivateKey": _rules(
         "terraform-provider-tls internal/provider/resource_private_key.go",
         "algorithm", "rsaBits", "ecdsaCurve"),
+    "tls:index/selfSignedCert:SelfSignedCert": _rules(
+        "terraform-provider-tls internal/provider/resource_self_signed_cert.go",
+        "privateKeyPem", "validityPeriodHours", "allowedUses", "dnsNames", "ipAddresses",
+        "uris", "isCaCertificate", "maxPathLength", "setSubjectKeyId", "setAuthorityKeyId",
+        "subject"),
+    "tls:index/certRequest:CertRequest": _rules(
+        "terraform-provider-tls internal/provider/resource_cert_request.go",
+        "privateKeyPem", "dnsNames", "ipAddresses", "uris", "subject"),
+    "tls:index/locallySignedCert:LocallySignedCert": _rules(
+        "terraform-provider-tls internal/provider/resource_locally_signed_cert.go",
+        "caCertPem", "caPrivateKeyPem", "certRequestPem", "validityPeriodHours", "allowedUses",
+        "isCaCertificate", "maxPathLength", "setSubjectKeyId"),
     "kubernetes:helm.sh/v3:Release": _rules(
         "pulumi-kubernetes provider/pkg/provider/helm_release.go", "name", "namespace"),
     "pulumi:providers:kubernetes": _rules(

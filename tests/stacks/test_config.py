@@ -540,3 +540,16 @@ def test_a_misspelled_pool_name_is_pointed_out():
     [problem] = problems_of({**GCP, "workers": {"default": {}, "large": {}, "smal": {}}})
     assert problem.endswith("'small' is missing, so its tasks would never run "
                             "(is 'smal' meant to be 'small'?)")
+
+
+def test_a_renewal_window_longer_than_the_certificate_names_its_key():
+    [problem] = problems_of({**GCP, "tls": {"validityDays": 90, "renewBeforeDays": 120}})
+    assert problem.startswith("ha-celery:tls.renewBeforeDays: got 120; expected at least 1 and "
+                              "shorter than validityDays (90)")
+
+
+def test_certificate_settings_reach_the_stack():
+    config = parse({**GCP, "tls": {"validityDays": 90, "renewBeforeDays": 30}}, "prod")
+    assert config.workloads is not None
+    policy = config.workloads.certificates
+    assert (policy.validity_days, policy.renew_before_days) == (90, 30)
