@@ -22,15 +22,20 @@ SECRET_PLACEHOLDER_PREFIX = "plansecret"
 test can search the written files for any of them."""
 
 
+def known_stacks(project_dir: Path = ROOT) -> list[str]:
+    """The stacks that have a ``Pulumi.<stack>.yaml`` in the project, sorted."""
+    return sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
+    )
+
+
 def read_stack_config(stack: str, project_dir: Path = ROOT) -> tuple[dict[str, str], list[str]]:
     """Pulumi.yaml defaults merged with Pulumi.<stack>.yaml, as the engine passes config to a
     program: fully-qualified keys, JSON-encoded non-string values. Returns (config, secret keys).
     """
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
-        known = sorted(
-            p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
-        )
+        known = known_stacks(project_dir)
         raise ConfigError(
             stack, [f"no stack file {stack_file.name}; known stacks: {', '.join(known) or 'none'}"],
             missing_file=True,

@@ -191,3 +191,41 @@ def test_accept_risk_without_compare_is_a_usage_error(capsys):
         plan_engine.main(["--stack", "local", "--accept-risk"])
     assert exit_info.value.code == 2
     assert "--accept-risk only applies to --compare DIR" in capsys.readouterr().err
+
+
+def test_several_stacks_plan_in_one_process_and_the_worst_exit_code_wins(monkeypatch, capsys):
+    from stacks.plan import cli
+
+    planned = []
+
+    def fake_plan(stack, args):
+        planned.append(stack)
+        return {"dev": 0, "prod": 3, "local": 0}[stack]
+
+    monkeypatch.setattr(cli, "plan_stack", fake_plan)
+    assert cli.main(["--stack", "dev", "prod", "local", "dev"]) == 3
+    assert planned == ["dev", "prod", "local"]
+    out = capsys.readouterr().out
+    assert "stack prod: planned in" in out and "3 stacks planned in" in out
+
+
+def test_all_plans_every_stack_file(monkeypatch):
+    from stacks.plan import cli
+
+    planned = []
+    monkeypatch.setattr(cli, "plan_stack", lambda stack, args: planned.append(stack) or 0)
+    assert cli.main(["--stack", "all"]) == 0
+    assert planned == ["dev", "local", "prod"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--stack", "dev", "prod", "--out", "x"], "--out and --compare apply to one stack"),
+    (["--stack", "dev", "prod", "--compare", "x"], "--out and --compare apply to one stack"),
+    (["--stack", "all", "dev"], "--stack all plans every stack"),
+])
+def test_options_for_one_stack_are_refused_with_several(argv, message, capsys):
+    from stacks.plan import cli
+
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    assert caught.value.code == 2 and message in capsys.readouterr().err
