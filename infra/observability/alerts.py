@@ -635,6 +635,8 @@ def _autoscaling_rules(m: PlatformMetrics) -> list[AlertRule]:
 
 def format_duration(seconds: int) -> str:
     """A Prometheus duration: ``2m``, ``90s``, ``1h``."""
+    if seconds == 0:
+        return "0s"
     if seconds % 3600 == 0:
         return f"{seconds // 3600}h"
     if seconds % 60 == 0:

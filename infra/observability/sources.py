@@ -92,7 +92,11 @@ POSTGRES_EXPORTER_PORT = 9187
 BACKUP_METRICS_PORT = 9188
 """pghoard/backup_metrics.py in the backup pod (pghoard's API keeps 16000)."""
 KEDA_OPERATOR_METRICS_PORT = 8080
-"""The KEDA operator's metrics port (the chart's ``prometheus.operator.port`` default)."""
+"""The KEDA operator's metrics port (the chart's ``prometheus.operator.port`` default), named
+``http`` in the chart's Deployment; served only with ``prometheus.operator.enabled``."""
+KEDA_OPERATOR_METRICS_PORT_NAME = "http"
+KEDA_OPERATOR_SELECTOR = {"app": "keda-operator"}
+"""The chart's own selector for its operator pods (its PodMonitor template uses the same)."""
 METRICS_PORT_NAME = "metrics"
 """Port name of every metrics listener the platform adds (web, exporter sidecars)."""
 
