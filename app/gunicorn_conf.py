@@ -3,11 +3,21 @@
 Run: ``gunicorn --config python:app.gunicorn_conf 'app.web:create_app()'``.
 
 Owns: how the web container serves HTTP (address, processes, timeouts, logs). Does not own the
-app itself (``app.web``). Reads ``PORT`` (default 8000) and ``WEB_CONCURRENCY`` (processes,
-default 2) from the environment, as the container contract says.
+app itself (``app.web``) or its metrics (``app.metrics``, whose gunicorn hooks are wired below).
+Reads ``PORT`` (default 8000), ``WEB_CONCURRENCY`` (processes, default 2) and ``METRICS_PORT``
+(default 9100, 0 switches it off) from the environment, as the container contract says.
 """
 
 import os
+
+# Every worker writes its metrics here and the master sums them (app/metrics.py). Set before any
+# worker imports prometheus_client, which picks its storage at import.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/prometheus-metrics")  # noqa: S108
+
+from app import metrics  # after the line above: prometheus_client reads it at import
+
+# Checked at start: a bad METRICS_PORT stops gunicorn with one line instead of a silent gap.
+metrics.metrics_port()
 
 bind = f"0.0.0.0:{int(os.environ.get('PORT', '8000'))}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,3 +38,15 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Recycle workers now and then so a slow leak can never take the pod down.
 max_requests = 10_000
 max_requests_jitter = 1_000
+
+
+def on_starting(server):
+    metrics.gunicorn_on_starting(server)
+
+
+def when_ready(server):
+    metrics.gunicorn_when_ready(server)
+
+
+def child_exit(server, worker):
+    metrics.gunicorn_child_exit(server, worker)

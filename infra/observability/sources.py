@@ -30,8 +30,9 @@ exporters' sources at the versions the platform runs:
 - postgres_exporter (sidecar image v0.20.1; the drill runs Debian's 0.11.1): ``pg_up``,
   ``pg_settings_max_connections``, ``pg_stat_activity_count{datname,state}``,
   ``pg_replication_slots_pg_wal_lsn_diff{slot_name}`` have the same names in both.
-- the backup exporter (``pghoard/backup_metrics.py``) and the web app (``app/metrics.py``):
-  ours; their names are imported from nowhere, so they are spelled here once.
+- the web app (``app/metrics.py``, whose names are imported from there) and the backup
+  exporter (``pghoard/backup_metrics.py``, which runs on pghoard's Python and cannot import
+  this package, so its names are spelled here and a test compares them).
 - KEDA 2.17's operator (port 8080): ``keda_scaler_metrics_value``, ``keda_scaler_active``,
   ``keda_scaler_detail_errors_total``.
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from app import metrics as app_metrics
 from app.settings import QUEUES
 from infra.rabbitmq_config import PoisonMessagePolicy, RabbitMQVersion
 from infra.validation import check
@@ -85,7 +87,7 @@ RABBITMQ_METRICS_PORT_NAME = "prometheus"
 """The broker container's port 15692 (infra/rabbitmq.py names it so)."""
 FLOWER_METRICS_PORT_NAME = "http"
 """Flower serves /metrics on its UI port (5555)."""
-WEB_METRICS_PORT = 9100
+WEB_METRICS_PORT = app_metrics.DEFAULT_METRICS_PORT
 """The web app's metrics listener, separate from the app port so the Ingress never exposes it."""
 POSTGRES_EXPORTER_PORT = 9187
 """postgres_exporter's own default port."""
@@ -165,14 +167,14 @@ class RabbitMQMetrics:
 
 # ------------------------------------------------------------------------- ours: web, backup
 
-WEB_REQUESTS = "hacelery_web_requests_total"
+WEB_REQUESTS = app_metrics.REQUESTS_TOTAL
 """Counter{method, route, status}: every answered request."""
-WEB_REQUEST_DURATION = "hacelery_web_request_duration_seconds"
+WEB_REQUEST_DURATION = app_metrics.REQUEST_DURATION
 """Histogram{method, route}: time from request to response."""
-WEB_REQUESTS_IN_PROGRESS = "hacelery_web_requests_in_progress"
-WEB_JOBS_SUBMITTED = "hacelery_jobs_submitted_total"
+WEB_REQUESTS_IN_PROGRESS = app_metrics.REQUESTS_IN_PROGRESS
+WEB_JOBS_SUBMITTED = app_metrics.JOBS_SUBMITTED_TOTAL
 """Counter{queue}: LCS jobs accepted (202)."""
-WEB_JOBS_REJECTED = "hacelery_jobs_rejected_total"
+WEB_JOBS_REJECTED = app_metrics.JOBS_REJECTED_TOTAL
 """Counter{reason}: submissions not accepted (invalid input or the broker unavailable)."""
 WEB_PROBE_ROUTES = ("/healthz", "/readyz")
 """Kubelet probes: excluded from error-ratio and latency alerts (they would dominate an idle
