@@ -7,15 +7,13 @@ import subprocess
 import uuid
 
 import psycopg
-import pulumi_kubernetes as k8s
 import pytest
 
 from drills.local_services import POSTGRES_ADMIN_URL
-from infra import pod_security
 from infra.celery import SecretKeyRef
 from infra.observability import postgres_exporter as pe
 from infra.validation import ArgsError
-from stacks import plan as plan_engine
+from tests.infra.observability.pods import pod_manifest, validate
 
 PASSWORD = SecretKeyRef(name="postgres-credentials", key="monitor-password")
 
@@ -24,34 +22,9 @@ def args(**overrides) -> pe.PostgresExporterArgs:
     return pe.PostgresExporterArgs(password=PASSWORD, **overrides)
 
 
-def database_pod_manifest(container: k8s.core.v1.ContainerArgs) -> dict:
-    """The sidecar inside a pod shaped like the database's, as the offline plan renders it."""
-
-    def program() -> None:
-        k8s.apps.v1.Deployment(
-            "exporter-probe",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="exporter-probe", namespace="ha-celery"),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app": "probe"}),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={"app": "probe"}),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        security_context=pod_security.pod_security_context(999),
-                        containers=[container],
-                        volumes=[k8s.core.v1.VolumeArgs(
-                            name="run", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs())],
-                    ),
-                ),
-            ),
-        )
-
-    (manifest,) = plan_engine.run_program(program).manifests()
-    return manifest
-
-
 def test_sidecar_passes_schema_pod_security_restricted_and_resource_rules():
-    manifest = database_pod_manifest(pe.exporter_container(args()))
-    assert plan_engine.validate_manifests([manifest], "1.33") == []
+    manifest = pod_manifest(pe.exporter_container(args()), uid=999, volumes=["run"])
+    assert validate(manifest) == []
 
 
 def test_sidecar_reads_its_password_by_reference_and_reaches_the_database_by_socket_only():
