@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PORT_ENV = "METRICS_PORT"
+METRICS_ADDRESS_ENV = "METRICS_ADDRESS"
+"""Where the listener binds: all interfaces (the pod's own) unless set, e.g. 127.0.0.1 in drills."""
 DEFAULT_METRICS_PORT = 9100
 DEFAULT_MULTIPROC_DIR = "/tmp/prometheus-metrics"  # noqa: S108 - the pod's /tmp emptyDir
 
@@ -252,7 +254,7 @@ def gunicorn_when_ready(_server) -> None:
     if port is None:
         return
     try:
-        serve(port)
+        serve(port, os.environ.get(METRICS_ADDRESS_ENV) or "0.0.0.0")  # noqa: S104 - the pod's
     except OSError as error:
         # The app keeps serving: losing metrics must not take the site down. The scrape target
         # going missing raises MetricsTargetDown instead.

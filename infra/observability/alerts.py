@@ -234,7 +234,9 @@ def _broker_rules(m: PlatformMetrics) -> list[AlertRule]:
             name="RabbitMQClusterPartitioned",
             component="broker",
             severity="critical",
-            for_seconds=120,
+            # Longer than RabbitMQNodeDown's: when a node dies, that alert is firing (and
+            # inhibits this one in Alertmanager) before the missing links would page as well.
+            for_seconds=180,
             # A node with no link at all reports no dist series: `or` gives it a 0.
             expr=(
                 f"({links} or on (instance) ((max by (instance) ({up}) == 1) * 0)) "

@@ -20,6 +20,7 @@ selector, so a renamed component cannot silently lose its scraping.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class ScrapeTarget:
     interval_seconds: int = 30
     """GMP's own default; RabbitMQ's docs advise against scraping more often than every 15 s."""
     timeout_seconds: int | None = None
-    """None: 80 % of the interval, so a slow scrape never overlaps the next one."""
+    """None: 80 % of the interval (rounded up), so a slow scrape never overlaps the next one."""
 
     def __post_init__(self) -> None:
         owner = f"ScrapeTarget[{self.job!r}]"
@@ -112,7 +113,7 @@ class ScrapeTarget:
 
     @property
     def timeout(self) -> str:
-        seconds = self.timeout_seconds or max(1, int(self.interval_seconds * 0.8))
+        seconds = self.timeout_seconds or max(1, math.ceil(self.interval_seconds * 0.8))
         return format_duration(seconds)
 
     @property

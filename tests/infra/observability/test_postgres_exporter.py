@@ -32,7 +32,8 @@ def test_sidecar_reads_its_password_by_reference_and_reaches_the_database_by_soc
     env = {e.name: e for e in container.env}
     assert env["DATA_SOURCE_PASS"].value is None
     assert env["DATA_SOURCE_PASS"].value_from.secret_key_ref.key == "monitor-password"
-    assert env["DATA_SOURCE_URI"].value == "/postgres?host=/var/run/postgresql&sslmode=disable"
+    assert env["DATA_SOURCE_URI"].value == (
+        "/postgres?host=/var/run/postgresql&port=5432&sslmode=disable")
     assert env["DATA_SOURCE_USER"].value == "postgres_exporter"
     (mount,) = container.volume_mounts
     assert (mount.name, mount.mount_path, mount.read_only) == ("run", "/var/run/postgresql", True)
