@@ -114,6 +114,8 @@ class Load:
     """Background traffic; counts what it did."""
 
     submitted: int = 0
+    accepted: list[tuple[float, str]] = field(default_factory=list)
+    """(wall time, queue) of every job the web app accepted, the drill's own included."""
     rejected: int = 0
     failed: int = 0
     wal_switches: int = 0
@@ -376,8 +378,10 @@ class ObservedPlatform:
 
     def submit_job(self, queue: str) -> int:
         """POST an LCS job sized for ``queue`` (the app routes by size); returns the status."""
-        body = _lcs_input(1200 if queue == "large" else 40)
-        return self._post(body)
+        status = self._post(_lcs_input(1200 if queue == "large" else 40))
+        if status == 202:
+            self.load.accepted.append((time.time(), queue))
+        return status
 
     def submit_invalid(self) -> int:
         return self._post({"a": 1, "b": "x"})

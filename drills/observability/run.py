@@ -153,10 +153,11 @@ def workers_and_backups_down(platform: ObservedPlatform, log) -> list[AlertMeasu
         raise DrillFailure("no WAL upload was recorded before pghoard stopped")
     worker_stopped = platform.stop_worker("small")
     pghoard_stopped = platform.stop_pghoard()
-    accepted: list[float] = []
     for _ in range(2 * options.small_queue_max_messages):
-        if platform.submit_job("small") == 202:
-            accepted.append(time.time())
+        platform.submit_job("small")
+    # Every job for small accepted since the stop (the background load's as well) waits.
+    accepted = sorted(at for at, queue in list(platform.load.accepted)
+                      if queue == "small" and at >= worker_stopped)
     if len(accepted) <= options.small_queue_max_messages:
         raise DrillFailure(f"only {len(accepted)} backlog jobs accepted by the web app")
     # The last WAL upload pghoard managed: the exporter remembers it while pghoard is down.
