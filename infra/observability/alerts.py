@@ -60,15 +60,18 @@ class QueueLimits:
     """How long a message arriving now may wait (depth / acknowledgement rate)."""
 
     def __post_init__(self) -> None:
-        owner = f"QueueLimits[{self.queue!r}]"
         check(
             isinstance(self.queue, str) and bool(re.match(r"^[A-Za-z0-9_.:-]{1,255}$", self.queue)),
             "QueueLimits.queue",
             self.queue,
             "a queue name (letters, digits, '_', '.', ':', '-')",
         )
-        _check_int(f"{owner}.max_messages", self.max_messages, 1, 100_000_000, "messages")
-        _check_int(f"{owner}.max_wait_seconds", self.max_wait_seconds, 10, 7 * 86400, "seconds")
+        # Field names stay "QueueLimits.<field>" (stacks/config.py maps them to keys); the
+        # queue goes into the message.
+        _check_int("QueueLimits.max_messages", self.max_messages, 1, 100_000_000,
+                   f"messages for queue {self.queue!r}")
+        _check_int("QueueLimits.max_wait_seconds", self.max_wait_seconds, 10, 7 * 86400,
+                   f"seconds for queue {self.queue!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
