@@ -1,8 +1,9 @@
 """The generated alert rules, checked and unit-tested by the real promtool.
 
-For every alert and both broker versions the platform runs (4.3.4 in the cluster, Debian's
-3.10.8 in the drill): ``promtool check rules`` on the rule file, and ``promtool test rules`` with
-one test group per firing and per quiet case of ``alert_cases``. A negative control runs the
+For both broker versions the platform runs (4.3.4 in the cluster, Debian's 3.10.8 in the drill):
+``promtool check rules`` on the rule file, and ``promtool test rules`` with one test group per
+firing and per quiet case of ``alert_cases`` (every alert for 4.3.4; for 3.10.8 the alerts whose
+expression differs). A negative control runs the
 quiet series with firing expectations and requires promtool to fail for every alert, so the
 harness itself is proven able to catch a wrong rule.
 """
@@ -68,13 +69,24 @@ def _test_group(rule: alerts.AlertRule, case: Case, expect_firing: bool) -> dict
     }
 
 
+def version_dependent(version: str) -> set[str]:
+    """Alerts whose expression differs from the cluster's version (the rest is tested once)."""
+    cluster = {rule.name: rule.expr for rule in rules_for(VERSIONS[0])}
+    return {rule.name for rule in rules_for(version) if rule.expr != cluster.get(rule.name)}
+
+
 def write_test_file(tmp_path: Path, version: str, *, invert_quiet: bool = False) -> Path:
     metrics = metrics_for(version)
     rules = {rule.name: rule for rule in rules_for(version)}
-    groups = alerts.rule_groups(list(rules.values()), with_annotations=False)
+    tested = set(rules) if version == VERSIONS[0] else version_dependent(version)
+    # Evaluated once a minute like the test file says (the 27-hour backup cases stay cheap).
+    groups = alerts.rule_groups(list(rules.values()), with_annotations=False,
+                                evaluation_interval_seconds=60)
     (tmp_path / "rules.yaml").write_text(alerts.render_rules_yaml(groups))
     tests = []
     for name, rule in rules.items():
+        if name not in tested:
+            continue
         for build in FIRING[name]:
             if not invert_quiet:
                 tests.append(_test_group(rule, build(metrics), expect_firing=True))
@@ -91,6 +103,11 @@ def write_test_file(tmp_path: Path, version: str, *, invert_quiet: bool = False)
         )
     )
     return path
+
+
+def test_the_older_broker_version_changes_exactly_the_queue_metrics_rules():
+    assert version_dependent("3.10.8") == {
+        "RabbitMQQuorumQueueBelowMajority", "CeleryQueueWaitTooLong"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
