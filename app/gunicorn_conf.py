@@ -9,12 +9,18 @@ Reads ``PORT`` (default 8000), ``WEB_CONCURRENCY`` (processes, default 2) and ``
 """
 
 import os
+import shutil
+import tempfile
 
 # Every worker writes its metrics here and the master sums them (app/metrics.py). Set before any
-# worker imports prometheus_client, which picks its storage at import.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/prometheus-metrics")  # noqa: S108
+# worker imports prometheus_client, which picks its storage at import. Unset, each gunicorn gets
+# its own directory (two on one machine must not sum or wipe each other's files), removed when
+# it exits.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-metrics-")
 
-from app import metrics  # after the line above: prometheus_client reads it at import
+from app import metrics  # noqa: E402 - after the directory: prometheus_client reads it at import
 
 # Checked at start: a bad METRICS_PORT stops gunicorn with one line instead of a silent gap.
 metrics.metrics_port()
@@ -50,3 +56,8 @@ def when_ready(server):
 
 def child_exit(server, worker):
     metrics.gunicorn_child_exit(server, worker)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -57,7 +57,6 @@ METRICS_PORT_ENV = "METRICS_PORT"
 METRICS_ADDRESS_ENV = "METRICS_ADDRESS"
 """Where the listener binds: all interfaces (the pod's own) unless set, e.g. 127.0.0.1 in drills."""
 DEFAULT_METRICS_PORT = 9100
-DEFAULT_MULTIPROC_DIR = "/tmp/prometheus-metrics"  # noqa: S108 - the pod's /tmp emptyDir
 
 REQUESTS_TOTAL = "hacelery_web_requests_total"
 REQUEST_DURATION = "hacelery_web_request_duration_seconds"

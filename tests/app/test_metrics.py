@@ -242,3 +242,31 @@ def test_gunicorn_with_recycled_workers_reports_exact_totals(
     assert "counter_archive.db" in files  # recycled workers were archived
     live_counters = [f for f in files if f.startswith("counter_") and f != "counter_archive.db"]
     assert len(live_counters) <= 2  # only the running workers' own files
+
+
+@pytest.mark.integration
+def test_each_gunicorn_gets_its_own_metrics_directory_and_removes_it(
+    start_service, service_environment
+):
+    from drills.local_services import stop_process_group
+
+    port, metrics_port = free_port(), free_port()
+    environment = {**service_environment, "PORT": str(port), "WEB_CONCURRENCY": "1",
+                   "METRICS_PORT": str(metrics_port)}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config",
+               "python:app.gunicorn_conf", "app.web:create_app()"]
+    url = f"http://127.0.0.1:{port}"
+    web = start_service("web", command, environment,
+                        ready_when=lambda _s: _answers(f"{url}/healthz"))
+    assert _scrape(metrics_port)[("hacelery_web_requests_total", "/healthz", "200")] >= 1
+    # The worker maps its metric files: their directory is the one gunicorn made for itself.
+    worker_pid = int(Path(f"/proc/{web.process.pid}/task/{web.process.pid}/children")
+                     .read_text().split()[0])
+    mapped = {Path(line.split()[-1]).parent for line in
+              Path(f"/proc/{worker_pid}/maps").read_text().splitlines()
+              if line.rstrip().endswith(".db")}
+    (directory,) = mapped
+    assert directory.name.startswith("prometheus-metrics-") and directory.is_dir()
+    stop_process_group(web.process)
+    assert not directory.exists()
