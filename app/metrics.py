@@ -14,8 +14,9 @@ and one endpoint sums them. That endpoint is served by the gunicorn *master* on 
 - the master outlives every worker, so a scrape never lands on a worker busy with a 2 MB job.
 The hooks for gunicorn (``on_starting``, ``when_ready``, ``child_exit``) live here and are wired
 in ``app/gunicorn_conf.py``. Two production details prometheus-client leaves to the user:
-- the directory is emptied when gunicorn starts (it is an emptyDir that survives container
-  restarts; stale files would resurrect old counts);
+- the directory is emptied when gunicorn starts (a pod's /tmp emptyDir survives container
+  restarts; stale files would resurrect old counts); left unset, each gunicorn makes its own
+  directory and removes it on exit (``app/gunicorn_conf.py``);
 - a worker that exits (``max_requests`` recycles them) has its counter and histogram files
   merged into one archive file per type and removed, so the files - and the cost of a scrape -
   stay bounded however many workers come and go. The merge and every scrape hold the same lock,
