@@ -7,8 +7,8 @@ metrics port, restricted, with requests and a memory limit. It reaches pghoard's
 pod's loopback and converts pghoard's monotonic timestamps with the node's clock, which is why
 it is a sidecar and not a separate Deployment.
 
-Does not edit the backup component (phase 2 adds the container and the scraper's NetworkPolicy
-rule) and does not decide thresholds (``alerts``).
+Does not own the pghoard pod (the backup component adds the container and the scraper's
+NetworkPolicy rule) and does not decide thresholds (``alerts``).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ Grafana dashboard in a ConfigMap labelled ``grafana_dashboard: "1"`` (the label 
 dashboard sidecar, as in kube-prometheus-stack, picks up).
 
 Outputs ``alert_routing``: where alerts go, or "alerts go nowhere" when no receiver is set, for
-the plan to print. Does not own the exporters' containers, ports or NetworkPolicy rules (phase 2
-adds them to each workload from ``scrape``, ``postgres_exporter`` and ``backup_exporter``), nor
-the enablement of managed collection on the cluster (the GKE component).
+the plan to print. Does not own the exporters' containers, ports or NetworkPolicy rules (each
+workload adds them from ``scrape``, ``postgres_exporter`` and ``backup_exporter``), nor the
+enablement of managed collection on the cluster (the GKE component).
 """
 
 from __future__ import annotations

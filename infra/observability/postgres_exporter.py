@@ -15,8 +15,8 @@ settings, nothing else), cannot connect to the application database (its CONNECT
 from PUBLIC by the init SQL), runs every session read-only with a statement timeout, and may
 hold at most a few connections so a stuck scraper cannot take the application's.
 
-Does not edit the database component (phase 2 adds the sidecar, the Secret key and runs the
-role script) and does not choose what is alerted on (``alerts``).
+Does not own the database pod (the database component adds the sidecar and the Secret key and
+runs the role script) and does not choose what is alerted on (``alerts``).
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 class PlatformMetrics:
     """What the rules and the dashboard need to know about the platform being watched.
 
-    Only the broker's version and size are required; phase 2 passes them from the RabbitMQ
+    Only the broker's version and size are required; the stack passes them from the RabbitMQ
     component's Args so the rules and the cluster cannot disagree.
     """
 
