@@ -213,7 +213,7 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
 def test_gunicorn_with_recycled_workers_reports_exact_totals(
     start_service, service_environment, tmp_path
 ):
-    """Real gunicorn, 2 workers, each recycled after 7 requests: 60 requests in, 60 counted,
+    """Real gunicorn, 2 workers, each recycled after 5 requests: 30 requests in, 30 counted,
     and the files stay bounded (exited workers are archived)."""
     port, metrics_port = free_port(), free_port()
     multiproc = tmp_path / "prometheus"
@@ -222,18 +222,18 @@ def test_gunicorn_with_recycled_workers_reports_exact_totals(
     environment = {**service_environment, "PORT": str(port), "WEB_CONCURRENCY": "2",
                    "METRICS_PORT": str(metrics_port), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
     command = [str(Path(sys.executable).parent / "gunicorn"), "--config",
-               "python:app.gunicorn_conf", "--max-requests", "7", "--max-requests-jitter", "0",
+               "python:app.gunicorn_conf", "--max-requests", "5", "--max-requests-jitter", "0",
                "app.web:create_app()"]
     url = f"http://127.0.0.1:{port}"
     start_service("web", command, environment, ready_when=lambda _s: _answers(f"{url}/healthz"))
     healthz = ("hacelery_web_requests_total", "/healthz", "200")
     already = _scrape(metrics_port).get(healthz, 0.0)  # the readiness polls above
-    for _ in range(60):
+    for _ in range(30):
         # A recycled worker takes a second or two to import the app again: wait, don't retry
         # (a retry would send a request the count does not expect).
         assert _answers(f"{url}/healthz", timeout=30)
     scraped = _scrape(metrics_port)
-    assert scraped[healthz] - already == 60
+    assert scraped[healthz] - already == 30
     counts = {k: v for k, v in scraped.items()
               if k[0] == "hacelery_web_request_duration_seconds_count" and k[1] == "/healthz"}
     assert sum(counts.values()) == scraped[healthz]
