@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import string
 import subprocess
 import sys
@@ -358,13 +359,19 @@ class ObservedPlatform:
             "--log.level=warn"], _clean_environment())
         wait_until(lambda: http_ok(f"http://127.0.0.1:{am_port}/-/ready"), timeout=30,
                    what="Alertmanager")
-        config = scrape.prometheus_config(
-            self.scrape_configs(), rule_files=[str(files / "rules.yml")],
-            alertmanagers=[f"127.0.0.1:{am_port}"],
-            scrape_interval_seconds=options.scrape_interval_seconds,
-            evaluation_interval_seconds=options.evaluation_interval_seconds)
-        (files / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        self.group.start("prometheus", [
+        def write_config(rule_files: list[str]) -> None:
+            config = scrape.prometheus_config(
+                self.scrape_configs(), rule_files=rule_files,
+                alertmanagers=[f"127.0.0.1:{am_port}"],
+                scrape_interval_seconds=options.scrape_interval_seconds,
+                evaluation_interval_seconds=options.evaluation_interval_seconds)
+            (files / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+        # Rules are loaded once every target has been scraped: Prometheus discovers even static
+        # targets only a few seconds after it starts, and a 6-second for: (production's 2 min
+        # scaled) would otherwise fire on that start-up gap, which a real deployment never sees.
+        write_config([])
+        prometheus = self.group.start("prometheus", [
             PROMETHEUS, f"--config.file={files / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.scratch / 'prometheus'}",
             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
@@ -372,6 +379,11 @@ class ObservedPlatform:
         url = f"http://127.0.0.1:{prom_port}"
         wait_until(lambda: http_ok(f"{url}/-/ready"), timeout=60, what="Prometheus")
         self.prometheus = PrometheusApi(url)
+        wait_until(lambda: self.prometheus.targets() and not self.prometheus.unhealthy_targets(),
+                   timeout=120, what="every scrape target up")
+        write_config([str(files / "rules.yml")])
+        prometheus.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.prometheus.rule_groups(), timeout=30, what="the rules loaded")
         self.alertmanager_url = f"http://127.0.0.1:{am_port}"
 
     # -------------------------------------------------------------------------------- load

@@ -111,15 +111,18 @@ def baseline(platform: ObservedPlatform, log) -> list[str]:
     """Every target up, tasks flowing, then: which alerts fire on a healthy platform?"""
     wait_until(lambda: not platform.prometheus.unhealthy_targets() and
                platform.prometheus.targets(), timeout=90, what="every scrape target up")
+    # Long enough for every scaled for: of the fast alerts to have fired, were it going to.
     wait_until(lambda: platform.prometheus.query(
         'flower_events_total{type="task-succeeded"}'), timeout=90, what="a finished task")
     settle = max(12.0, 4 * platform.options.scrape_interval_seconds)
     time.sleep(settle)
-    firing = platform.prometheus.firing()
-    delivered = sorted({d.alertname for d in platform.receiver.snapshot() if d.status == "firing"})
-    log(f"baseline after {settle:.0f} s with every target up: firing {firing or 'none'}, "
-        f"delivered {delivered or 'none'}")
-    return sorted(set(firing) | set(delivered))
+    states = {(a["labels"]["alertname"], a["state"]) for a in platform.prometheus.alerts()}
+    delivered = {d.alertname for d in platform.receiver.snapshot() if d.status == "firing"}
+    # Pending counts too: its condition holds on a healthy platform, so it would fire later.
+    found = sorted({f"{name} ({state})" for name, state in states}
+                   | {f"{name} (delivered)" for name in delivered})
+    log(f"baseline after {settle:.0f} s with every target up: {found or 'no alert'}")
+    return found
 
 
 def broker_node_down(platform: ObservedPlatform, log) -> list[AlertMeasurement]:

@@ -140,6 +140,9 @@ class PrometheusApi:
     def firing(self) -> list[str]:
         return sorted({a["labels"]["alertname"] for a in self.alerts() if a["state"] == "firing"})
 
+    def rule_groups(self) -> list[dict]:
+        return list(self._get("/api/v1/rules")["groups"])
+
     def targets(self) -> list[dict]:
         return list(self._get("/api/v1/targets", state="active")["activeTargets"])
 
