@@ -6,9 +6,11 @@ Owns: HTTP. The page at ``/`` (own static JS/CSS, no CDN), the JSON API, the pro
 - ``GET /api/jobs`` (newest first, ``?limit=1..200``), ``GET /api/jobs/<id>`` (full job)
 - ``GET /healthz``: the process serves requests; ``GET /readyz``: broker and database reachable
 
-Every error is a JSON body ``{"error": message}`` with a 4xx status naming the problem, or 503
-when a dependency is down; a rejected request stores nothing (see ``app.jobs`` for the order of
-writes when the broker fails after the row was written).
+Every error is a JSON body ``{"error": message}`` with a 4xx status naming the problem (any
+bytes, however malformed or deeply nested, get one), or 503 when a dependency is down or the
+database has no schema yet (naming ``python -m app.migrate``); a rejected request stores
+nothing (see ``app.jobs`` for the order of writes when the broker fails after the row was
+written).
 
 Does not own: validation rules and storage (``app.jobs``), settings (``app.settings``).
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request, url_for
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from app import jobs, metrics
@@ -43,6 +46,16 @@ def celery_publisher(celery: HaCelery) -> jobs.Publisher:
         celery.send_task("lcs", args=[job_id], queue=queue, task_id=job_id)
 
     return publish
+
+
+def schema_missing(error: DBAPIError) -> bool:
+    """The statement failed because the app's tables do not exist (migrations never ran)."""
+    import psycopg
+
+    original = error.orig
+    if isinstance(original, psycopg.errors.UndefinedTable):
+        return True
+    return "no such table" in str(original)  # SQLite
 
 
 def create_app(
@@ -78,6 +91,17 @@ def create_app(
             message = f"the request body is not valid JSON: {error.description}"
         return jsonify(error=message), error.code
 
+    @flask_app.errorhandler(ProgrammingError)
+    @flask_app.errorhandler(OperationalError)
+    def _database_error(error: DBAPIError) -> Any:
+        if schema_missing(error):
+            log.error("the database has no schema: %s", error.orig)
+            return jsonify(
+                error="the database schema is missing or out of date; run "
+                "`python -m app.migrate` against DATABASE_URL"
+            ), 503
+        return _unexpected_error(error)
+
     @flask_app.errorhandler(Exception)
     def _unexpected_error(error: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -98,7 +122,15 @@ def create_app(
                 error="send the job as JSON with Content-Type: application/json, "
                 'e.g. {"a": "...", "b": "..."}'
             ), 415
-        payload = request.get_json()  # invalid JSON raises 400, answered as JSON above
+        try:
+            payload = request.get_json()  # invalid JSON raises 400, answered as JSON above
+        except RecursionError:
+            # The JSON decoder recurses per nesting level; a body nested a few thousand deep
+            # exhausts the stack. A job is one flat object, so say that.
+            return jsonify(
+                error='the request body is nested too deeply; send one flat JSON object like '
+                '{"a": "...", "b": "..."}'
+            ), 400
         try:
             job_input = jobs.parse_lcs_input(payload, max_chars=settings.lcs_max_input_chars)
         except jobs.InputError as error:

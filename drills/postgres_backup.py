@@ -5,6 +5,14 @@ script from `infra/postgres_config.py`, `pghoard.json` and the throttling pg_bas
 from `infra/pghoard_config.py` (only the storage, paths and ports differ), the restore script
 `pghoard/restore_backup.py` and the monitoring check `pghoard/check_backup.py` from the image.
 
+TLS is on as deployed: the server's certificate is the stack's PostgreSQL spec
+(``infra.certificates.postgres_spec``) issued by a local CA (``drills/certificates.py``), the
+server accepts network connections over TLS only (``hostssl``), and every client (the app's rows,
+pghoard's WAL stream and base backups, the restore check) uses ``sslmode=verify-full`` against
+the cluster's DNS name (dialled on 127.0.0.1 through libpq's ``hostaddr``). The drill proves the
+WAL stream is encrypted (``pg_stat_ssl`` of the walsender), that a plain-TCP client is refused
+and that a client trusting another CA is refused.
+
 Sequence: initdb -> start -> init script (roles, database, replication slot) -> rows written ->
 pghoard takes a base backup and streams WAL -> more rows written -> WAL switch, wait for the
 segment in storage -> the primary is destroyed -> restore into a new data directory (download,
@@ -18,11 +26,18 @@ recovery.conf translated into postgresql.auto.conf + recovery.signal after the d
 Also drill-only: a fast checkpoint (production keeps it spread) and listening on 127.0.0.1.
 
 Every process started here is stopped in ``finally`` blocks, also on failure.
+
+``python -m drills.postgres_backup [--rows-before N] [--rows-after N] > report.json``: the
+report is the only thing on stdout (one JSON object, also on failure, then with an ``error``);
+progress goes to stderr. Exit 0 when every row came back and the backup check behaved, 1 when
+the drill failed, 2 when it cannot run on this machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -33,13 +48,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from infra import pghoard_config, postgres_config
+from drills import certificates as local_certificates
+from infra import certificates, pghoard_config, postgres_config
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -48,6 +65,9 @@ RESTORE_SCRIPT = REPO / "pghoard" / "restore_backup.py"
 CHECK_SCRIPT = REPO / "pghoard" / "check_backup.py"
 RUN_AS = "postgres"
 PGHOARD_VERSION = "2.1.0"
+NAMESPACE, SERVICE = "ha-celery", "postgres"
+"""The drill's server answers to the cluster's own name for the database Service."""
+SERVER_NAME = f"{SERVICE}.{NAMESPACE}.svc.{certificates.CLUSTER_DOMAIN}"
 
 # pghoard 2.1.0 knows WAL page magic numbers up to PostgreSQL 11; these are 12-15's.
 _LAUNCHER = """\
@@ -105,6 +125,13 @@ class DrillResult:
     check_healthy_output: str
     check_stale_exit_code: int
     check_stale_output: str
+    replication_tls: str
+    """The WAL stream's connection as pg_stat_ssl saw it, e.g. ``TLSv1.3 TLS_AES_256_GCM_SHA384``
+    (empty: not encrypted)."""
+    plaintext_refused: str
+    """The server's answer to a client without TLS (empty: it was let in)."""
+    untrusted_ca_refused: str
+    """libpq's answer when the client trusts another CA (empty: it connected)."""
     pghoard_version: str = PGHOARD_VERSION
 
 
@@ -296,6 +323,23 @@ def _storage_files(storage: Path, site: str, kind: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".metadata"))
 
 
+def _url(user: str, password: str, port: int, database: str, ca_file: Path) -> str:
+    """A verify-full URL for the cluster's name, dialled on loopback."""
+    return postgres_config.database_url(
+        user=user, password=password, host=SERVER_NAME, port=port, database=database,
+        ca_file=str(ca_file),
+    ) + "&hostaddr=127.0.0.1"
+
+
+def _refusal(url: str) -> str:
+    """The error a connection attempt gets, or '' if it was let in."""
+    try:
+        with psycopg.connect(url, connect_timeout=10):
+            return ""
+    except psycopg.OperationalError as error:
+        return " ".join(str(error).split())
+
+
 def _rows(url: str) -> list[tuple]:
     with psycopg.connect(url, connect_timeout=10) as connection:
         query = "SELECT id, phase, payload FROM drill_rows ORDER BY id"
@@ -313,7 +357,12 @@ def _insert(url: str, first_id: int, count: int, phase: str) -> None:
         )
 
 
-def run_drill(rows_before: int = 1000, rows_after: int = 500, log=print) -> DrillResult:
+def progress(message: str) -> None:
+    """Progress for a person watching: stderr, so stdout stays the machine-readable report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_drill(rows_before: int = 1000, rows_after: int = 500, log=progress) -> DrillResult:
     """Run the whole drill and return its measurements; raises on any failure."""
     missing = prerequisites_missing()
     if missing:
@@ -337,13 +386,17 @@ def run_drill(rows_before: int = 1000, rows_after: int = 500, log=print) -> Dril
 
 @dataclass(frozen=True)
 class Primary:
-    """A running PostgreSQL configured as deployed, with the roles of the init script."""
+    """A running PostgreSQL configured as deployed (TLS on), with the init script's roles."""
 
     settings: postgres_config.PostgresSettings
     data: Path
     app_url: str
+    """verify-full against the cluster's DNS name, dialled on 127.0.0.1."""
+    app_password: str
     backup_password: str
     public_key_pem: str
+    ca_certificate: Path
+    untrusted_ca: Path
     socket_dir: Path
     """``unix_socket_directories``: the drill's work directory."""
 
@@ -362,9 +415,19 @@ class PgHoard:
 
 
 def start_primary(workdir: Path, processes: Processes) -> Primary:
-    """initdb, the generated postgresql.conf and pg_hba.conf, start, the init script's roles."""
+    """TLS material, initdb, the generated postgresql.conf and pg_hba.conf, start, the init
+    script's roles."""
+    authority = local_certificates.issue(
+        [certificates.postgres_spec(namespace=NAMESPACE, service=SERVICE)], workdir / "tls"
+    )
+    server_certificate = authority["postgres"]
     settings = postgres_config.PostgresSettings(
-        memory_limit_mib=512, storage_size_gib=8, port=free_port(), wal_keep_size_mib=256
+        memory_limit_mib=512, storage_size_gib=8, port=free_port(), wal_keep_size_mib=256,
+        tls=postgres_config.ServerTls(
+            certificate_file=str(server_certificate.certificate),
+            key_file=str(server_certificate.key),
+            ca_file=str(authority.ca_certificate),
+        ),
     )
     app_password = "DrillApp" + os.urandom(8).hex()
     backup_password = "DrillBackup" + os.urandom(8).hex()
@@ -397,20 +460,21 @@ def start_primary(workdir: Path, processes: Processes) -> Primary:
     _chown_tree(workdir)
     processes.env.update(POSTGRES_USER="postgres", PGHOST=str(workdir), PGPORT=str(settings.port))
     processes.run(["bash", str(init)])
-    app_url = (
-        f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{settings.port}/"
-        f"{settings.database}"
-    )
-    return Primary(settings=settings, data=data, app_url=app_url,
+    app_url = _url(settings.app_user, app_password, settings.port, settings.database,
+                   authority.ca_certificate)
+    return Primary(settings=settings, data=data, app_url=app_url, app_password=app_password,
                    backup_password=backup_password, public_key_pem=public_pem,
+                   ca_certificate=authority.ca_certificate,
+                   untrusted_ca=local_certificates.issue_untrusted_ca(workdir / "untrusted"),
                    socket_dir=workdir)
 
 
 def start_pghoard(
     workdir: Path, processes: Processes, primary: Primary, *, first_backup_timeout: float = 90
 ) -> tuple[PgHoard, subprocess.Popen[bytes], float]:
-    """pghoard configured by the same generator as the deployed Secret, started; waits for its
-    first base backup in storage. Returns it, its process and the seconds that backup took."""
+    """pghoard configured by the same generator as the deployed Secret (its WAL stream and base
+    backups over TLS), started; waits for its first base backup in storage. Returns it, its
+    process and the seconds that backup took."""
     settings = primary.settings
     hoard = pghoard_config.PgHoardSettings(site="drill", basebackup_max_rate_kib=64 * 1024)
     wrapper = _write(
@@ -427,11 +491,13 @@ def start_pghoard(
         hoard,
         storage=pghoard_config.LocalStorage(directory=str(storage)),
         node=pghoard_config.ReplicationNode(
-            host="127.0.0.1",
+            host=SERVER_NAME,
+            hostaddr="127.0.0.1",
             port=settings.port,
             user=settings.backup_user,
             password=primary.backup_password,
             slot=settings.replication_slot,
+            ca_file=str(primary.ca_certificate),
         ),
         paths=pghoard_config.PgHoardPaths(
             backup_location=str(workdir / "pghoard"),
@@ -471,7 +537,13 @@ def _drill(
 ) -> DrillResult:
     # PostgreSQL, configured exactly as deployed.
     primary = start_primary(workdir, processes)
-    settings, app_url = primary.settings, primary.app_url
+    settings, app_url, app_password = primary.settings, primary.app_url, primary.app_password
+    plaintext_refused = _refusal(
+        f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{settings.port}/"
+        f"{settings.database}?sslmode=disable"
+    )
+    untrusted_ca_refused = _refusal(
+        app_url.replace(str(primary.ca_certificate), str(primary.untrusted_ca)))
     with psycopg.connect(app_url) as connection:
         connection.execute(
             "CREATE TABLE drill_rows (id integer PRIMARY KEY, phase text NOT NULL, payload text)"
@@ -488,6 +560,14 @@ def _drill(
     fixup = _write(workdir / "bin" / "fixup_210_restore.py", _FIXUP_210_RESTORE, 0o755)
     _chown_tree(workdir)
     log(f"base backup stored after {basebackup_seconds:.1f}s")
+    replication_tls = _wait_for(
+        lambda: processes.run(["psql", "-XAtc", (
+            "SELECT s.version || ' ' || s.cipher FROM pg_stat_replication r "
+            "JOIN pg_stat_ssl s USING (pid) WHERE s.ssl"), "postgres"]).stdout.strip(),
+        30,
+        "the WAL stream's connection in pg_stat_replication",
+    )
+    log(f"WAL stream over {replication_tls}")
 
     _insert(app_url, rows_before + 1, rows_after, "after-backup")
     switched = processes.run(
@@ -565,7 +645,8 @@ def _drill(
 
     port = free_port()
     processes.start_postgres(restored, port, workdir / "restored.log")
-    restored_url = app_url.replace(f"127.0.0.1:{settings.port}/", f"127.0.0.1:{port}/")
+    restored_url = _url(settings.app_user, app_password, port, settings.database,
+                        primary.ca_certificate)
     actual = _rows(restored_url)
     processes.stop_postgres(restored)
     return DrillResult(
@@ -580,10 +661,58 @@ def _drill(
         check_healthy_output=healthy.stdout.strip(),
         check_stale_exit_code=stale.returncode,
         check_stale_output=stale.stdout.strip(),
+        replication_tls=replication_tls,
+        plaintext_refused=plaintext_refused,
+        untrusted_ca_refused=untrusted_ca_refused,
     )
 
 
+def succeeded(result: DrillResult) -> bool:
+    """Every row back, the backup check passing on a fresh backup but not on a stale one, the
+    WAL stream encrypted, and neither a plaintext client nor one trusting another CA let in."""
+    return (result.rows_match
+            and result.rows_restored == result.rows_before_backup + result.rows_after_backup
+            and result.check_stale_exit_code == 1
+            and bool(result.replication_tls)
+            and bool(result.plaintext_refused)
+            and bool(result.untrusted_ca_refused))
+
+
+def _row_count(raw: str) -> int:
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range 1..1000000")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m drills.postgres_backup",
+        description="Back up a real PostgreSQL 15 with pghoard, restore it and compare every "
+        "row. The JSON report is the only output on stdout; progress goes to stderr.")
+    parser.add_argument("--rows-before", type=_row_count, default=1000,
+                        help="rows written before the base backup (default: 1000)")
+    parser.add_argument("--rows-after", type=_row_count, default=500,
+                        help="rows written after it, recovered from WAL (default: 500)")
+    arguments = parser.parse_args(argv)
+    missing = prerequisites_missing()
+    if missing:
+        progress(f"the backup drill cannot run here: {missing}")
+        print(json.dumps({"ok": False, "error": missing}, indent=2))
+        return 2
+    try:
+        result = run_drill(rows_before=arguments.rows_before, rows_after=arguments.rows_after)
+    except Exception as error:  # the report says what failed; the traceback goes to stderr
+        traceback.print_exc(file=sys.stderr)
+        print(json.dumps({"ok": False, "error": f"{type(error).__name__}: {error}"}, indent=2))
+        return 1
+    ok = succeeded(result)
+    print(json.dumps({"ok": ok, **dataclasses.asdict(result)}, indent=2))
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    result = run_drill()
-    print(json.dumps(result.__dict__, indent=2))
-    sys.exit(0 if result.rows_match else 1)
+    sys.exit(main())

@@ -18,6 +18,7 @@ PostgreSQL roles (the backup role and slot come from `infra/postgres.py`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ from infra.pghoard_config import (
     pghoard_config,
     render,
 )
+from infra.resource_options import child_options
 from infra.validation import check
 
 PGHOARD_UID = 999
@@ -73,10 +75,21 @@ class GcsBackupStorage:
     bucket_name: str
     """Globally unique bucket name."""
     deletion_protection: bool = True
-    """True (prod): `pulumi destroy` refuses to delete the bucket. False (dev): the bucket and
-    every backup in it are deleted with the stack."""
+    """True: Pulumi refuses to delete or replace the bucket (`pulumi destroy` stops with an
+    error). Follows `ha-celery:protect` unless set on its own."""
+    delete_with_stack: bool = False
+    """False (default): `pulumi destroy` leaves the bucket and every backup in the project
+    (retainOnDelete), even once protection is off, so a teardown never deletes backups as a side
+    effect. True (disposable stacks): destroy deletes the bucket with every object in it
+    (force_destroy)."""
     noncurrent_retention_days: int = 14
     """Days a deleted or overwritten object stays recoverable as a noncurrent version."""
+    audit_data_access: bool = True
+    """Cloud Audit Logs record every read, write and delete of Cloud Storage objects in the
+    project with the caller's identity (Data Access logs for storage.googleapis.com): who read
+    or deleted a backup is answerable. The setting is project-wide for Cloud Storage, so it logs
+    other buckets' traffic too (billed as Cloud Logging ingestion); false leaves the project's
+    audit configuration alone."""
 
     def __post_init__(self) -> None:
         check(
@@ -155,6 +168,10 @@ class PgHoardBackupArgs:
     """Memory request = limit."""
     scratch_size_gib: int = 4
     """Local scratch for WAL on its way to storage (an emptyDir with this size limit)."""
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the encryption key (a new key cannot read the
+    old backups) and the local backup volume (`pulumi up` and `pulumi destroy` stop with an
+    error) until this is False again. Secure default; the stack's `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):  # an Output (a freshly built image) is pinned by digest
@@ -421,7 +438,21 @@ def pod_spec(name: str, args: PgHoardBackupArgs) -> k8s.core.v1.PodSpecArgs:
     )
 
 
-def deployment_spec(name: str, args: PgHoardBackupArgs) -> k8s.apps.v1.DeploymentSpecArgs:
+CONFIG_CHECKSUM_ANNOTATION = "hacelery.io/config-checksum"
+
+
+def config_checksum(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        digest.update(key.encode() + b"\0" + files[key].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def deployment_spec(name: str, args: PgHoardBackupArgs,
+                    checksum: pulumi.Input[str] | None = None) -> k8s.apps.v1.DeploymentSpecArgs:
+    """Pure: the single pghoard replica. ``checksum`` (of pghoard.json without its password,
+    and the support files) rolls the pod when the configuration changes: pghoard reads it at
+    start, and the provider updates the Secret in place."""
     return k8s.apps.v1.DeploymentSpecArgs(
         replicas=1,
         # Recreate: the old daemon is gone before the new one starts, so two never stream from
@@ -429,7 +460,11 @@ def deployment_spec(name: str, args: PgHoardBackupArgs) -> k8s.apps.v1.Deploymen
         strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
         template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels(name)), spec=pod_spec(name, args)
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels=labels(name),
+                annotations={CONFIG_CHECKSUM_ANNOTATION: checksum} if checksum is not None
+                else None),
+            spec=pod_spec(name, args),
         ),
     )
 
@@ -461,6 +496,20 @@ def bucket_lifecycle_rules(storage: GcsBackupStorage) -> list[gcp.storage.Bucket
     ]
 
 
+def storage_audit_config_args(storage: GcsBackupStorage) -> gcp.projects.IAMAuditConfigArgs:
+    """Pure: Data Access audit logs for Cloud Storage in the backup's project. ADMIN_READ covers
+    reads of the bucket's IAM and settings; DATA_READ/DATA_WRITE every object read, write and
+    delete, with the principal that made it (usage logs would give no identity)."""
+    return gcp.projects.IAMAuditConfigArgs(
+        project=storage.project,
+        service="storage.googleapis.com",
+        audit_log_configs=[
+            gcp.projects.IAMAuditConfigAuditLogConfigArgs(log_type=log_type)
+            for log_type in ("ADMIN_READ", "DATA_READ", "DATA_WRITE")
+        ],
+    )
+
+
 def bucket_args(storage: GcsBackupStorage) -> gcp.storage.BucketArgs:
     """Pure: the backup bucket.
 
@@ -481,7 +530,7 @@ def bucket_args(storage: GcsBackupStorage) -> gcp.storage.BucketArgs:
             retention_duration_seconds=7 * 24 * 3600
         ),
         lifecycle_rules=bucket_lifecycle_rules(storage),
-        force_destroy=not storage.deletion_protection,
+        force_destroy=storage.delete_with_stack,
         labels={"part-of": names.PART_OF, "component": "backup"},
     )
 
@@ -498,12 +547,15 @@ class PgHoardBackup(pulumi.ComponentResource):
     restore_key_secret_name: pulumi.Output[str]
     """Secret with the private key (key ``private-key.pem``): mount it only to restore."""
     deployment_name: pulumi.Output[str]
+    restore_private_key: pulumi.Output[str]
+    """The private key that decrypts the backups (secret). Save it before a `pulumi destroy`
+    that keeps the bucket: the key lives only in the stack's state and the restore-key Secret."""
 
     def __init__(
         self, name: str, args: PgHoardBackupArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hacelery:backup:PgHoardBackup", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         object_labels = labels(name)
 
         def metadata(suffix: str, annotations: dict | None = None) -> k8s.meta.v1.ObjectMetaArgs:
@@ -514,7 +566,10 @@ class PgHoardBackup(pulumi.ComponentResource):
                 annotations=annotations,
             )
 
-        key = tls.PrivateKey(f"{name}-encryption-key", algorithm="RSA", rsa_bits=4096, opts=child)
+        # Protected: a new key pair would leave every existing backup readable only with the
+        # old private key, which the restore-key Secret would stop holding.
+        key = tls.PrivateKey(f"{name}-encryption-key", algorithm="RSA", rsa_bits=4096,
+                             opts=child_options(self, opts, protect=args.protect))
         restore_key = k8s.core.v1.Secret(
             f"{name}-restore-key",
             metadata=metadata("restore-key"),
@@ -540,6 +595,14 @@ class PgHoardBackup(pulumi.ComponentResource):
                 )
             )
         )
+        checksum = pulumi.Output.all(
+            args.database_host, args.replication_user, args.replication_slot, key.public_key_pem,
+        ).apply(lambda values: config_checksum({
+            CONFIG_FILE: config_text(args, host=values[0], user=values[1],
+                                     password="<generated>", slot=values[2],
+                                     public_key_pem=values[3]),
+            **support_files(args),
+        }))
         config_secret = k8s.core.v1.Secret(
             f"{name}-config",
             metadata=metadata("config"),
@@ -560,7 +623,8 @@ class PgHoardBackup(pulumi.ComponentResource):
             bucket = gcp.storage.Bucket(
                 f"{name}-bucket",
                 args=bucket_args(storage),
-                opts=pulumi.ResourceOptions(parent=self, protect=storage.deletion_protection),
+                opts=child_options(self, opts, protect=storage.deletion_protection,
+                                   retain_on_delete=not storage.delete_with_stack),
             )
             account = gcp.serviceaccount.Account(
                 f"{name}-gsa",
@@ -590,6 +654,12 @@ class PgHoardBackup(pulumi.ComponentResource):
             service_account_annotations = account.email.apply(
                 lambda email: {WORKLOAD_IDENTITY_ANNOTATION: email}
             )
+            if storage.audit_data_access:
+                gcp.projects.IAMAuditConfig(
+                    f"{name}-storage-audit",
+                    args=storage_audit_config_args(storage),
+                    opts=child,
+                )
             self.bucket_name = bucket.name
             self.google_service_account_email = account.email
         else:
@@ -605,7 +675,7 @@ class PgHoardBackup(pulumi.ComponentResource):
                         ),
                     ),
                     # Backups outlive a broken release: never deleted by `pulumi up` replacements.
-                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                    opts=child_options(self, opts, retain_on_delete=True, protect=args.protect),
                 )
             )
 
@@ -624,8 +694,8 @@ class PgHoardBackup(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=metadata(""),
-            spec=deployment_spec(name, args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=dependencies),
+            spec=deployment_spec(name, args, checksum),
+            opts=child_options(self, opts, depends_on=dependencies),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
@@ -636,6 +706,7 @@ class PgHoardBackup(pulumi.ComponentResource):
 
         self.config_secret_name = config_secret.metadata.name
         self.restore_key_secret_name = restore_key.metadata.name
+        self.restore_private_key = pulumi.Output.secret(key.private_key_pem)
         self.deployment_name = deployment.metadata.name
         self.register_outputs(
             {
@@ -644,5 +715,6 @@ class PgHoardBackup(pulumi.ComponentResource):
                 "config_secret_name": self.config_secret_name,
                 "restore_key_secret_name": self.restore_key_secret_name,
                 "deployment_name": self.deployment_name,
+                "restore_private_key": self.restore_private_key,
             }
         )

@@ -81,6 +81,9 @@ class DnsArgs:
     """Also point ``*.DOMAIN.`` at the global IP (preview and tenant hosts)."""
     caa_issuers: tuple[str, ...] = DEFAULT_CAA_ISSUERS
     records: tuple[DnsRecord, ...] = ()
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the zone (a new zone has new name servers and
+    DNSSEC keys, so the registrar's delegation and DS record would stop matching)."""
 
     def __post_init__(self) -> None:
         check_absolute_name("DnsArgs.domain", self.domain)
@@ -204,7 +207,10 @@ class PublicDns(pulumi.ComponentResource):
             address_type="EXTERNAL",
             ip_version="IPV4",
             description=f"Web entry point of {args.domain}",
-            opts=child,
+            # The description is ForceNew (terraform-provider-google compute/
+            # resource_compute_global_address.go) and names the domain: a new domain must not
+            # give the site a new IP.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["description"]),
         )
         zone = gcp.dns.ManagedZone(
             f"{name}-zone",
@@ -216,7 +222,7 @@ class PublicDns(pulumi.ComponentResource):
             # DNSSEC signs every answer so a resolver can detect spoofed records; NSEC3 keeps
             # the zone's names from being walked.
             dnssec_config=gcp.dns.ManagedZoneDnssecConfigArgs(state="on", non_existence="nsec3"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         for suffix, record_name, record_type, rrdatas, ttl in planned_records(
             args, address.address

@@ -17,15 +17,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
-    network_policy_args,
     object_meta,
+    pod_template_metadata,
     validate_object_name,
+    workload_timeouts,
 )
+from infra.app_policies import network_policy_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 FLOWER_APP_NAME = "flower"
@@ -97,7 +100,7 @@ def flower_deployment_args(name: str, args: FlowerArgs) -> k8s.apps.v1.Deploymen
             strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
             revision_history_limit=3,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(containers=[container]),
             ),
         ),
@@ -140,8 +143,10 @@ class Flower(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hacelery:flower:Flower", name, None, opts)
         validate_object_name(name, "Flower name")
-        child = pulumi.ResourceOptions(parent=self)
-        k8s.apps.v1.Deployment(f"{name}-deployment", flower_deployment_args(name, args), opts=child)
+        child = child_options(self, opts)
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment", flower_deployment_args(name, args),
+            opts=child_options(self, opts, custom_timeouts=workload_timeouts(30)))
         service = k8s.core.v1.Service(
             f"{name}-service", flower_service_args(name, args), opts=child
         )

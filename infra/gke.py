@@ -2,8 +2,9 @@
 
 Owns: the VPC and subnet (VPC-native, secondary ranges for pods and services), a Cloud Router
 with Cloud NAT (private nodes still pull public images), the cluster (default node pool removed),
-one GKE node pool per `NodePoolArgs`, a dedicated least-privilege node service account, and a
-kubeconfig that authenticates through `gke-gcloud-auth-plugin`.
+one GKE node pool per `NodePoolArgs`, a dedicated least-privilege node service account, the
+firewall rule that lets the private control plane reach webhooks and aggregated API servers on
+the nodes, and a kubeconfig that authenticates through `gke-gcloud-auth-plugin`.
 
 Does not own: the Kubernetes provider (``stacks/`` builds it from ``kubeconfig``), DNS or load
 balancer addresses (``infra/dns.py``), or any workload. It never reads stack config.
@@ -25,6 +26,9 @@ import pulumi_gcp as gcp
 from infra.validation import check
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+VULNERABILITY_MODE = "VULNERABILITY_DISABLED"
+"""The only workload vulnerability scanning mode GKE Standard still offers without GKE
+Enterprise (see ``cluster_settings``)."""
 DISK_TYPES = ("pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -33,6 +37,9 @@ _K8S_MINOR = re.compile(r"^1\.[0-9]{2}$")
 # The roles GKE documents for a custom node service account ("Use least privilege IAM service
 # accounts"): write logs and metrics, nothing else. Artifact Registry read lets nodes pull the
 # platform's own images; it is granted on the project because repositories come and go.
+NODE_TAG = "ha-celery-node"
+"""Network tag of every node of the platform's pools (firewall rules target it)."""
+
 NODE_SERVICE_ACCOUNT_ROLES = (
     "roles/container.defaultNodeServiceAccount",
     "roles/artifactregistry.reader",
@@ -102,6 +109,10 @@ class GkeClusterArgs:
     kubernetes_version: str | None = None
     """Minimum control-plane minor version (e.g. "1.33"); the release channel upgrades from it."""
     deletion_protection: bool = True
+    """GKE's own deletion protection: the API refuses to delete the cluster."""
+    protect: bool = True
+    """Pulumi refuses to delete or replace the cluster (`pulumi up` stops before a replacement
+    would delete every workload and volume on it). The stack's `ha-celery:protect` sets it."""
     master_authorized_networks: tuple[AuthorizedNetwork, ...] = ()
     """Who may reach the control plane. Empty: only from inside the VPC."""
     private_endpoint: bool = False
@@ -112,8 +123,21 @@ class GkeClusterArgs:
     services_cidr: str = "10.20.0.0/20"
     maintenance_recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
     """RFC 5545 rule for when GKE may upgrade: weekends, not Friday 6 PM."""
+    control_plane_ingress_ports: tuple[int, ...] = ()
+    """TCP ports on the nodes the control plane must reach besides 443 and 10250 (all GKE's own
+    firewall rule opens on a private cluster): admission webhooks and aggregated API servers,
+    e.g. KEDA's 9443 and 6443. Without a rule their API calls time out."""
+    rbac_security_group: str | None = None
+    """Google Groups for RBAC: the Workspace group (``gke-security-groups@YOUR-DOMAIN``) whose
+    member groups RoleBindings may name, so cluster access follows group membership instead of
+    per-user bindings. Needs a Google Workspace or Cloud Identity domain; unset: off."""
 
     def __post_init__(self) -> None:
+        if self.rbac_security_group is not None:
+            check(bool(re.match(r"^gke-security-groups@[a-z0-9.-]+\.[a-z]{2,}$",
+                                self.rbac_security_group)),
+                  "GkeClusterArgs.rbac_security_group", self.rbac_security_group,
+                  "the group gke-security-groups@YOUR-DOMAIN (GKE requires that exact name)")
         check(bool(_REGION.match(self.region)), "GkeClusterArgs.region", self.region,
               "a GCP region such as 'europe-west1' or 'us-central1'")
         check(len(self.zones) >= 1, "GkeClusterArgs.zones", self.zones, "at least one zone")
@@ -134,6 +158,10 @@ class GkeClusterArgs:
             check(bool(_K8S_MINOR.match(self.kubernetes_version)),
                   "GkeClusterArgs.kubernetes_version", self.kubernetes_version,
                   "a minor version such as '1.33'")
+        ports = self.control_plane_ingress_ports
+        check(all(isinstance(port, int) and 1 <= port <= 65535 for port in ports)
+              and len(set(ports)) == len(ports), "GkeClusterArgs.control_plane_ingress_ports",
+              ports, "distinct TCP ports in 1..65535")
         ranges = {}
         for field_name in ("master_ipv4_cidr", "subnet_cidr", "pods_cidr", "services_cidr"):
             value = getattr(self, field_name)
@@ -190,6 +218,27 @@ def kubeconfig_yaml(cluster_name: str, endpoint: str, ca_certificate: str) -> st
     return yaml.safe_dump(document, sort_keys=False)
 
 
+CLUSTER_IGNORED_INPUTS = ("nodeConfig", "initialNodeCount")
+"""Cluster inputs that only matter when it is created (the default pool's node settings)."""
+
+
+def default_pool_node_config(
+    service_account_email: pulumi.Input[str],
+) -> gcp.container.ClusterNodeConfigArgs:
+    """The node settings of the default pool that exists only while the cluster is created.
+
+    Set anyway, with the least-privilege service account: without it GKE creates that node with
+    the Compute Engine default service account, which hardened projects disable, and the create
+    fails (terraform-provider-google#17511)."""
+    return gcp.container.ClusterNodeConfigArgs(
+        service_account=service_account_email,
+        shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
+            enable_secure_boot=True, enable_integrity_monitoring=True),
+        workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"),
+    )
+
+
 def node_config(args: GkeClusterArgs, pool: NodePoolArgs,
                 service_account_email: pulumi.Input[str]) -> gcp.container.NodePoolNodeConfigArgs:
     """Hardened node settings for one pool. Pure: tests call it without mocks."""
@@ -211,7 +260,7 @@ def node_config(args: GkeClusterArgs, pool: NodePoolArgs,
             enable_secure_boot=True, enable_integrity_monitoring=True),
         metadata={"disable-legacy-endpoints": "true"},
         labels={"ha-celery/pool": pool.name},
-        tags=["ha-celery-node"],
+        tags=[NODE_TAG],
     )
 
 
@@ -300,18 +349,33 @@ class GkeCluster(pulumi.ComponentResource):
             # node to create the cluster, then it is removed.
             remove_default_node_pool=True,
             initial_node_count=1,
-            node_config=gcp.container.ClusterNodeConfigArgs(
-                service_account=node_account.email,
-                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
-                    enable_secure_boot=True, enable_integrity_monitoring=True),
-                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
-                    mode="GKE_METADATA"),
+            node_config=default_pool_node_config(node_account.email),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # node_config and initial_node_count only shape the throw-away default pool.
+                # Once it is removed GKE no longer returns that node config, and the provider's
+                # node_config block is ForceNew: without this every later `pulumi up` would
+                # replace the cluster (terraform-provider-google#17511, #12070;
+                # google/services/container/node_config.go schemaNodeConfig, ForceNew on the
+                # block). The bridge drops ignored paths from the diff the way Terraform's
+                # ignore_changes does (pulumi-terraform-bridge pkg/tfshim/sdk-v2/
+                # instance_diff.go processIgnoreChanges).
+                ignore_changes=list(CLUSTER_IGNORED_INPUTS),
+                protect=args.protect,
             ),
-            opts=child,
         )
 
+        self.workload_prerequisites: list[pulumi.Resource] = []
+        """What Kubernetes objects need before they can run: the node pools and the control
+        plane's firewall rule (the stack's Kubernetes provider depends on them)."""
+        firewall = control_plane_firewall_args(args, network.id)
+        if firewall is not None:
+            # Created with the pools: the control plane must reach KEDA's webhook before any
+            # ScaledObject is written (failurePolicy Fail).
+            self.workload_prerequisites.append(gcp.compute.Firewall(
+                f"{name}-control-plane-to-nodes", args=firewall, opts=child))
         for pool in args.node_pools:
-            gcp.container.NodePool(
+            node_pool = gcp.container.NodePool(
                 f"{name}-{pool.name}",
                 project=args.project,
                 location=args.region,
@@ -332,6 +396,7 @@ class GkeCluster(pulumi.ComponentResource):
                 node_config=node_config(args, pool, node_account.email),
                 opts=child,
             )
+            self.workload_prerequisites.append(node_pool)
 
         self.cluster_name = cluster.name
         self.network_name = network.name
@@ -347,6 +412,30 @@ class GkeCluster(pulumi.ComponentResource):
             "workload_pool": self.workload_pool,
             "network_name": self.network_name,
         })
+
+
+def control_plane_firewall_args(args: GkeClusterArgs,
+                                network: pulumi.Input[str]) -> gcp.compute.FirewallArgs | None:
+    """Pure: the control plane's range may reach ``control_plane_ingress_ports`` on the nodes.
+
+    On a private cluster GKE's own rule (gke-<cluster>-<id>-master) admits 443 and 10250 only;
+    a webhook or an aggregated API server listening elsewhere is unreachable and every call to it
+    times out (KEDA: docs/2.17/operate/cluster.md "Firewall" -- 6443 for its metrics server on
+    Google Cloud; troubleshooting/context-deadline-exceeded.md -- 9443 for its webhook). None
+    when no port is needed."""
+    if not args.control_plane_ingress_ports:
+        return None
+    return gcp.compute.FirewallArgs(
+        project=args.project,
+        network=network,
+        direction="INGRESS",
+        priority=1000,
+        description="GKE control plane to admission webhooks / aggregated API servers on nodes",
+        source_ranges=[args.master_ipv4_cidr],
+        target_tags=[NODE_TAG],
+        allows=[gcp.compute.FirewallAllowArgs(
+            protocol="tcp", ports=[str(port) for port in args.control_plane_ingress_ports])],
+    )
 
 
 def cluster_settings(args: GkeClusterArgs) -> dict:
@@ -369,6 +458,9 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
         "workload_identity_config": container.ClusterWorkloadIdentityConfigArgs(
             workload_pool=f"{args.project}.svc.id.goog"),
         "enable_shielded_nodes": True,
+        # Pod-to-pod traffic on one node goes through the VPC too, so the subnet's flow logs
+        # (and a NetworkPolicy investigation) see it, not only traffic between nodes.
+        "enable_intranode_visibility": True,
         "enable_legacy_abac": False,
         # No basic auth (removed by GKE) and no client certificate: identities come from IAM.
         "master_auth": container.ClusterMasterAuthArgs(
@@ -395,8 +487,14 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
         "rbac_binding_config": container.ClusterRbacBindingConfigArgs(
             enable_insecure_binding_system_authenticated=False,
             enable_insecure_binding_system_unauthenticated=False),
+        # Workload configuration audit (BASIC) stays. Vulnerability scanning: GKE shut its
+        # standard tier down (API enum: "VULNERABILITY_BASIC ... Deprecated: Basic vulnerability
+        # scanning is no longer supported", cloud.google.com/kubernetes-engine/docs/deprecations/
+        # vulnerability-scanning-gkee: removed 2025-07-31, a deprecated tier can no longer be
+        # enabled) and ENTERPRISE needs GKE Enterprise. Images are scanned where they are
+        # pushed: enable Artifact Analysis on the Artifact Registry repositories.
         "security_posture_config": container.ClusterSecurityPostureConfigArgs(
-            mode="BASIC", vulnerability_mode="VULNERABILITY_BASIC"),
+            mode="BASIC", vulnerability_mode=VULNERABILITY_MODE),
         "addons_config": container.ClusterAddonsConfigArgs(
             # The web app's Ingress of class `gce` needs the HTTP load balancing add-on.
             http_load_balancing=container.ClusterAddonsConfigHttpLoadBalancingArgs(
@@ -404,6 +502,8 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
             horizontal_pod_autoscaling=container.ClusterAddonsConfigHorizontalPodAutoscalingArgs(
                 disabled=False),
         ),
+        **({"authenticator_groups_config": container.ClusterAuthenticatorGroupsConfigArgs(
+            security_group=args.rbac_security_group)} if args.rbac_security_group else {}),
         "maintenance_policy": container.ClusterMaintenancePolicyArgs(
             recurring_window=container.ClusterMaintenancePolicyRecurringWindowArgs(
                 start_time="2024-01-06T02:00:00Z",
@@ -415,12 +515,17 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
 
 
 __all__ = [
+    "CLUSTER_IGNORED_INPUTS",
     "NODE_SERVICE_ACCOUNT_ROLES",
+    "NODE_TAG",
+    "VULNERABILITY_MODE",
     "AuthorizedNetwork",
     "GkeCluster",
     "GkeClusterArgs",
     "NodePoolArgs",
     "cluster_settings",
+    "control_plane_firewall_args",
+    "default_pool_node_config",
     "kubeconfig_yaml",
     "node_config",
 ]

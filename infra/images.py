@@ -235,7 +235,13 @@ def image_build_args(
         tags=[f"{path}:{build.tag}"],
         registries=registries,
         # A registry cache makes a code-only change rebuild only the last layers, also on a
-        # fresh machine (CI) that has no local BuildKit cache.
+        # fresh machine (CI) that has no local BuildKit cache. It needs a BuildKit builder
+        # other than Docker's default `docker` driver, and that is what the provider uses: with
+        # no builder named, it looks for a usable non-`docker` builder and otherwise creates
+        # and boots a `docker-container` one (pulumi-docker-build v0.0.22
+        # provider/internal/host.go, lines 115-166; only the docker-container, kubernetes and
+        # remote drivers are even compiled in, provider/internal/image.go). So no builder is
+        # named here: naming one would bypass that.
         cache_from=[
             docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache_ref))
         ],

@@ -5,9 +5,10 @@ kedacore/keda chart with hardened values: restricted security contexts on the op
 server and admission webhooks, resource requests and memory limits, and no service-account token
 where none is needed. The worker pools' ScaledObjects depend on the release (its CRDs).
 
-Does not own ScaledObjects or TriggerAuthentications (each `WorkerPool` creates its own) and
-does not open the RabbitMQ management port to KEDA: the RabbitMQ component's NetworkPolicy must
-admit KEDA's namespace on 15672.
+Does not own ScaledObjects or TriggerAuthentications (each `WorkerPool` creates its own), does
+not open the RabbitMQ management port to KEDA (the RabbitMQ component's NetworkPolicy admits
+KEDA's namespace on 15672), and does not open the cloud firewall for the control plane: the
+cluster does, for `CONTROL_PLANE_PORTS`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
+from infra.resource_options import child_options
 from infra.validation import check
 
 CHART = "keda"
@@ -27,6 +29,15 @@ CHART_VERSION = "2.17.2"
 """Pinned: a chart upgrade changes CRDs and the metrics APIService, so it is a reviewed change."""
 
 KEDA_COMPONENTS = ("operator", "metricServer", "webhooks")
+
+WEBHOOK_PORT = 9443
+"""The admission webhook's container port (chart value ``webhooks.port``, default 9443)."""
+METRICS_SERVER_PORT = 6443
+"""The metrics API server's container port (chart value ``service.portHttpsTarget``)."""
+CONTROL_PLANE_PORTS = (METRICS_SERVER_PORT, WEBHOOK_PORT)
+"""Ports the Kubernetes control plane calls on KEDA's pods. A private GKE cluster needs a
+firewall rule for them (``GkeClusterArgs.control_plane_ingress_ports``): its own rule opens only
+443 and 10250, and with ``failurePolicy: Fail`` every ScaledObject write would time out."""
 
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -111,7 +122,10 @@ def chart_values(args: KedaArgs) -> dict:
             "webhooks": small,
         },
         # Reject a malformed ScaledObject at `pulumi up` instead of failing silently later.
-        "webhooks": {"enabled": True, "failurePolicy": "Fail"},
+        # The ports are pinned (they are the chart's defaults) because the cluster's firewall
+        # rule for the control plane names them (CONTROL_PLANE_PORTS).
+        "webhooks": {"enabled": True, "failurePolicy": "Fail", "port": WEBHOOK_PORT},
+        "service": {"portHttpsTarget": METRICS_SERVER_PORT},
         "podDisruptionBudget": {
             "operator": {"maxUnavailable": 1},
             "metricServer": {"maxUnavailable": 1},
@@ -162,12 +176,12 @@ class Keda(pulumi.ComponentResource):
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hacelery:keda:Keda", name, None, opts)
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", namespace_args(args), opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-namespace", namespace_args(args), opts=child_options(self, opts)
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             release_args(args, namespace.metadata.name),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
         self.namespace = namespace.metadata.name
         self.register_outputs({"namespace": self.namespace, "release_status": self.release.status})

@@ -26,6 +26,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from infra.postgres_config import client_tls_parameters
+
 COMPRESSION_ALGORITHMS = ("snappy", "zstd", "lzma")
 BASEBACKUP_MODES = ("pipe", "basic")
 """Modes that use pg_basebackup over the network. `local-tar` and `delta` read $PGDATA directly,
@@ -75,6 +77,12 @@ class ReplicationNode:
     user: str
     password: str
     slot: str
+    ca_file: str | None = None
+    """The stack's CA certificate: with it the connection is TLS, verified (``verify-full``);
+    without it libpq only prefers TLS, and the server's pg_hba.conf decides."""
+    hostaddr: str | None = None
+    """Dial this address but verify the certificate against ``host`` (libpq ``hostaddr``): lets a
+    drill on 127.0.0.1 check the cluster's own DNS name."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,8 +218,10 @@ def pghoard_config(
                 "user": node.user,
                 "password": node.password,
                 "slot": node.slot,
-                # The password travels in this Secret only; no TLS inside the cluster network.
-                "sslmode": "prefer",
+                # pghoard hands every key to libpq: with the stack's CA, the WAL stream and base
+                # backups travel over TLS to a server whose certificate names the host.
+                **(client_tls_parameters(node.ca_file) if node.ca_file else {"sslmode": "prefer"}),
+                **({"hostaddr": node.hostaddr} if node.hostaddr else {}),
             }
         ],
         # pg_receivewal on a replication slot: WAL is streamed as written, nothing is lost if

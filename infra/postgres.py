@@ -24,6 +24,8 @@ import pulumi_random as random
 from infra import names, pod_security
 from infra.postgres_config import PostgresSettings, database_url, init_script, pg_hba_conf
 from infra.postgres_config import postgresql_conf as render_postgresql_conf
+from infra.resource_options import child_options
+from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
 from infra.validation import check
 
 POSTGRES_UID = 999
@@ -71,6 +73,10 @@ class PostgresArgs:
     archive_timeout_seconds: int = 60
     """Recovery point bound: a WAL segment is closed and streamed at least this often."""
     wal_keep_size_mib: int = 1024
+    protect: bool = True
+    """True: Pulumi refuses to delete or replace the StatefulSet and its claim (`pulumi up` and
+    `pulumi destroy` stop with an error) until this is False again. Secure default; the stack's
+    `ha-celery:protect` sets it."""
 
     def __post_init__(self) -> None:
         check(
@@ -316,18 +322,22 @@ def statefulset_spec(
                 credentials_secret_name=credentials_secret_name,
             ),
         ),
-        volume_claim_templates=[
-            k8s.core.v1.PersistentVolumeClaimArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
-                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.storage_class,
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
-                        requests={"storage": f"{args.storage_size_gib}Gi"}
-                    ),
-                ),
-            )
-        ],
+        volume_claim_templates=[volume_claim_template(name, args)],
+    )
+
+
+def volume_claim_template(name: str, args: PostgresArgs) -> k8s.core.v1.PersistentVolumeClaimArgs:
+    """Pure: the data volume (the claim itself is created by the component, see
+    ``infra/stateful_storage.py``)."""
+    return k8s.core.v1.PersistentVolumeClaimArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
+        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteOnce"],
+            storage_class_name=args.storage_class,
+            resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                requests={"storage": f"{args.storage_size_gib}Gi"}
+            ),
+        ),
     )
 
 
@@ -376,12 +386,15 @@ class PostgresDatabase(pulumi.ComponentResource):
     """Its password (secret)."""
     replication_slot: pulumi.Output[str]
     """Physical replication slot reserved for the backup's WAL stream."""
+    database_url_checksum: pulumi.Output[str]
+    """Digest of the application URL without its password (not secret): app pods carry it on
+    their template, so a new database name, user or host rolls them."""
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hacelery:postgres:PostgresDatabase", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         settings = args.settings()
         metadata_labels = labels(name, args)
 
@@ -435,6 +448,14 @@ class PostgresDatabase(pulumi.ComponentResource):
             string_data={DATABASE_URL_KEY: url},
             opts=child,
         )
+        # The data volume as a resource of its own, adopted by the StatefulSet: a bigger
+        # storageSizeGib is an online expansion (infra/stateful_storage.py).
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data-0",
+            claim_args(volume_claim_template(name, args), statefulset=name, ordinal=0,
+                       namespace=args.namespace, labels=metadata_labels),
+            opts=child_options(self, opts, retain_on_delete=True, protect=args.protect),
+        )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=metadata(""),
@@ -445,7 +466,9 @@ class PostgresDatabase(pulumi.ComponentResource):
                 config_map_name=f"{name}-config",
                 credentials_secret_name=f"{name}-credentials",
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, config_map]),
+            opts=child_options(self, opts, depends_on=[credentials, config_map, claim],
+                               ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
+                               protect=args.protect),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
@@ -455,6 +478,9 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
 
         self.database_url = url
+        self.database_url_checksum = host.apply(lambda value: config_checksum({
+            DATABASE_URL_KEY: database_url(user=settings.app_user, password="generated",
+                                           host=value, port=PORT, database=settings.database)}))
         self.database_url_secret_name = url_secret.metadata.name
         self.service_name = service.metadata.name
         self.host = host
@@ -470,5 +496,6 @@ class PostgresDatabase(pulumi.ComponentResource):
                 "backup_user": self.backup_user,
                 "backup_password": self.backup_password,
                 "replication_slot": self.replication_slot,
+                "database_url_checksum": self.database_url_checksum,
             }
         )

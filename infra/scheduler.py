@@ -1,13 +1,19 @@
 """The scheduler Job: enqueue a batch of tasks on demand (by default the 10,000 counter tasks).
 
 Owns one Kubernetes Job per run id. No run id, no Job: a stack does not enqueue work just because
-`pulumi up` ran. A new run id is a new Job name, so setting another id runs the batch again; the
-same id is the same Job, so repeating `pulumi up` never enqueues twice.
+`pulumi up` ran. A new run id is a new Job (a new name and a new Pulumi resource), so setting
+another id runs the batch again, exactly once. The same id is the same Job, and nothing else
+makes it run again:
+
+- a Job's pod template is immutable, so the provider would replace the Job (delete it, create it
+  under the same name: all 10,000 tasks again) whenever the image digest, an environment value or
+  the resources change. The Job ignores changes to its spec: a run keeps the spec it started with;
+  a new run id picks up the current one.
+- a finished Job stays (no TTL by default): had Kubernetes deleted it, `pulumi refresh` would drop
+  it from the state and the next `pulumi up` would create it again. Clearing the run id deletes it.
 
 Does not own what the tasks do (`app.scheduler`), nor recurring schedules (that would be Celery
-beat or a CronJob). After ``ttl_seconds_after_finished`` Kubernetes deletes the finished Job;
-Pulumi's state still lists it, so a `pulumi refresh` followed by `pulumi up` would run it again:
-clear or change the run id after a run.
+beat or a CronJob).
 """
 
 from __future__ import annotations
@@ -19,18 +25,22 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
-    network_policy_args,
     object_meta,
+    timeout_minutes,
     validate_object_name,
 )
+from infra.app_policies import network_policy_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 SCHEDULER_APP_NAME = "scheduler"
+JOB_IGNORED_INPUTS = ("spec",)
+"""A run keeps the spec it started with (see the module docstring)."""
 _RUN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 
@@ -46,8 +56,10 @@ class SchedulerJobArgs:
     backoff_limit: int = 2
     """Retries of a failed run. A retry starts the batch from the beginning, so it is low."""
     active_deadline_seconds: int = 1800
-    ttl_seconds_after_finished: int = 86400
-    """Finished Jobs (and their logs) are kept a day, then garbage-collected."""
+    ttl_seconds_after_finished: int | None = None
+    """None (default): the finished Job and its logs stay until the run id changes or is cleared.
+    A number makes Kubernetes delete it that long after it finished, and then `pulumi refresh`
+    followed by `pulumi up` runs the batch again: set it only if you never refresh."""
     resources: ContainerResources = field(default_factory=ContainerResources)
 
     def __post_init__(self) -> None:
@@ -72,10 +84,11 @@ class SchedulerJobArgs:
             "seconds in 60..86400",
         )
         check(
-            60 <= self.ttl_seconds_after_finished <= 30 * 86400,
+            self.ttl_seconds_after_finished is None
+            or 60 <= self.ttl_seconds_after_finished <= 30 * 86400,
             f"{owner}.ttl_seconds_after_finished",
             self.ttl_seconds_after_finished,
-            "seconds in 60..2592000",
+            "None (keep the Job until the run id changes) or seconds in 60..2592000",
         )
 
 
@@ -102,7 +115,7 @@ def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobInitArgs | No
         spec=k8s.batch.v1.JobSpecArgs(
             backoff_limit=args.backoff_limit,
             active_deadline_seconds=args.active_deadline_seconds,
-            ttl_seconds_after_finished=args.ttl_seconds_after_finished,
+            ttl_seconds_after_finished=args.ttl_seconds_after_finished,  # None: kept
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                 spec=app_pod_spec(
@@ -149,7 +162,7 @@ class SchedulerJob(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             scheduler_network_policy_args(name, args),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
         spec = job_args(name, args)
         if spec is None:
@@ -157,10 +170,24 @@ class SchedulerJob(pulumi.ComponentResource):
         else:
             job = k8s.batch.v1.Job(
                 # The run id is part of the Pulumi name too: a new id is a new resource (create
-                # the new Job, delete the old one), never an in-place update of an immutable Job.
+                # the new Job, delete the old one), never an in-place update of an immutable Job,
+                # and the new one gets the current spec (ignore_changes would carry the old spec
+                # into a replacement of the same resource: the engine copies ignored inputs from
+                # the old state before diffing, pulumi pkg/resource/deploy/step_generator.go
+                # processIgnoreChanges).
                 f"{name}-{args.run_id}",
                 spec,
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                opts=child_options(
+                    self, opts,
+                    delete_before_replace=True,
+                    # A changed template (new image digest, env, resources) must not replace a
+                    # Job that already ran: pulumi-kubernetes treats .spec.template of a Job as
+                    # immutable (provider/pkg/provider/diff.go) and would re-run the batch.
+                    ignore_changes=list(JOB_IGNORED_INPUTS),
+                    # The provider waits for the Job to complete; give it the Job's own deadline.
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=timeout_minutes(args.active_deadline_seconds + 300)),
+                ),
             )
             self.job_name = job.metadata.name
         self.register_outputs({"job_name": self.job_name})

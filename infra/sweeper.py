@@ -17,14 +17,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
-    network_policy_args,
     object_meta,
 )
+from infra.app_policies import network_policy_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 SWEEPER_APP_NAME = "job-sweeper"
@@ -100,7 +101,7 @@ class JobSweeper(pulumi.ComponentResource):
     def __init__(self, name: str, args: JobSweeperArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hacelery:sweeper:JobSweeper", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         # Egress only: it talks to the broker and the database, nothing talks to it.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",

@@ -21,17 +21,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import names
-from infra.celery import (
+from infra.app_pod import (
     AppRuntimeArgs,
     ContainerResources,
     app_container,
     app_pod_spec,
     migrate_container,
-    network_policy_args,
     object_meta,
-    pod_disruption_budget_args,
+    pod_template_metadata,
     validate_object_name,
+    workload_timeouts,
 )
+from infra.app_policies import network_policy_args, pod_disruption_budget_args
+from infra.resource_options import child_options
 from infra.validation import check
 
 WEB_APP_NAME = "web"
@@ -136,7 +138,9 @@ def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
         runtime=args.runtime,
         command=web_command(),
         resources=args.resources,
-        extra_env={"PORT": str(HTTP_PORT)},
+        # Outside Kubernetes gunicorn listens on 127.0.0.1; here the Service must reach it, and
+        # saying so does not rely on the kubelet's KUBERNETES_SERVICE_HOST or the image's env.
+        extra_env={"PORT": str(HTTP_PORT), "WEB_HOST": "0.0.0.0"},  # noqa: S104
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT)],
         # /readyz checks broker and database: a pod that can't reach them leaves the load
         # balancer, but isn't restarted (a restart would not fix the broker).
@@ -178,7 +182,7 @@ def web_deployment_args(name: str, args: WebAppArgs) -> k8s.apps.v1.DeploymentIn
             ),
             revision_history_limit=5,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=pod_template_metadata(labels, args.runtime),
                 spec=app_pod_spec(
                     containers=[web_container(args)],
                     init_containers=[migrate_container(args.runtime, args.migrate_resources)],
@@ -324,11 +328,14 @@ class WebApp(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hacelery:web:WebApp", name, None, opts)
         validate_object_name(name, "WebApp name", max_length=48)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         namespace = args.runtime.namespace
         labels = web_labels(name)
 
-        k8s.apps.v1.Deployment(f"{name}-deployment", web_deployment_args(name, args), opts=child)
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment", web_deployment_args(name, args),
+            opts=child_options(self, opts, custom_timeouts=workload_timeouts(
+                args.termination_grace_period_seconds)))
         service = k8s.core.v1.Service(f"{name}-service", service_args(name, args), opts=child)
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -369,8 +376,8 @@ class WebApp(pulumi.ComponentResource):
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 ingress_args(name, args),
-                opts=pulumi.ResourceOptions(
-                    parent=self,
+                opts=child_options(
+                    self, opts,
                     depends_on=[service, *configs],
                     # `pulumi up` waits for the load balancer's address (several minutes), not
                     # for the certificate, which turns Active up to an hour after DNS resolves.

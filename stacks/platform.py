@@ -13,6 +13,7 @@ import dataclasses
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.app_pod import secrets_checksum
 from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.backup import PgHoardBackup
 from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
@@ -20,6 +21,7 @@ from infra.dns import PublicDns
 from infra.flower import Flower
 from infra.gke import GkeCluster
 from infra.images import AppImage
+from infra.keda import CONTROL_PLANE_PORTS as KEDA_CONTROL_PLANE_PORTS
 from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
@@ -29,6 +31,18 @@ from infra.sweeper import JobSweeper
 from infra.web import WebApp
 from stacks.config import StackConfig, WorkloadConfig
 
+PROVIDER_SETTINGS = {
+    # Server-side apply reports field conflicts instead of silently overwriting edits made by
+    # controllers (KEDA/HPA replica counts, for instance).
+    "enable_server_side_apply": True,
+    # A changed Secret or ConfigMap is updated in place. Without these the provider replaces
+    # it, and with a fixed name that means delete, then create (provider/pkg/provider/diff.go
+    # forceNewProperties): a pod starting in between cannot mount or read it. The pods that read
+    # them roll through the checksum annotations on their templates.
+    "enable_secret_mutable": True,
+    "enable_config_map_mutable": True,
+}
+
 
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
     """The provider every Kubernetes object of the stack is created with."""
@@ -36,14 +50,27 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
         return k8s.Provider(
             "kubernetes",
             kubeconfig=gke.kubeconfig,
-            # Server-side apply reports field conflicts instead of silently overwriting edits
-            # made by controllers (KEDA/HPA replica counts, for instance).
-            enable_server_side_apply=True,
+            **PROVIDER_SETTINGS,
+            # Every Kubernetes object waits for the node pools (and the control plane's
+            # firewall rule): created with the cluster alone, Deployments would wait for nodes
+            # that do not exist yet and run out of their await time.
+            opts=pulumi.ResourceOptions(depends_on=gke.workload_prerequisites),
         )
     # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
     # uses the named context, or the current one.
-    return k8s.Provider("kubernetes", context=config.kube_context,
-                        enable_server_side_apply=True)
+    return k8s.Provider("kubernetes", context=config.kube_context, **PROVIDER_SETTINGS)
+
+
+def longest_grace(workloads: WorkloadConfig | None) -> int:
+    """The longest termination grace period of any pod the stack runs in its namespace."""
+    if workloads is None:
+        return 30
+    return max(
+        30,
+        workloads.rabbitmq.termination_grace_seconds,
+        workloads.web.termination_grace_period_seconds,
+        *(pool.termination_grace_period_seconds for pool in workloads.workers.values()),
+    )
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Output]:
@@ -52,7 +79,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
     gke = dns = None
     if config.on_gcp:
         assert config.gke is not None
-        gke = GkeCluster("gke", config.gke)
+        gke_args = config.gke
+        if config.workloads is not None and config.workloads.keda is not None:
+            # The private control plane must reach KEDA's webhook and metrics API server.
+            gke_args = dataclasses.replace(gke_args, control_plane_ingress_ports=tuple(
+                sorted({*gke_args.control_plane_ingress_ports, *KEDA_CONTROL_PLANE_PORTS})))
+        gke = GkeCluster("gke", gke_args)
         outputs["cluster_name"] = gke.cluster_name
         outputs["kubeconfig"] = gke.kubeconfig
         if config.dns is not None:
@@ -63,7 +95,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
 
     provider = kubernetes_provider(config, gke)
     namespace = PlatformNamespace(
-        "platform", PlatformNamespaceArgs(name=config.namespace),
+        "platform", PlatformNamespaceArgs(
+            name=config.namespace, protect=config.protect,
+            longest_termination_grace_seconds=longest_grace(config.workloads)),
         opts=pulumi.ResourceOptions(provider=provider))
     outputs["namespace"] = namespace.name
     if config.workloads is not None:
@@ -83,6 +117,11 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     replace = dataclasses.replace
     rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
     postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
+    # The app's pods need the broker and the database from their first second (the migrate
+    # initContainer, /readyz, the workers' connection): created after both are Ready, they start
+    # once instead of crash-looping into long back-offs while the cluster forms.
+    after_broker_and_database = pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(depends_on=[rabbitmq, postgres]))
 
     pghoard_image = AppImage("pghoard-image", workloads.pghoard_image)
     backup = PgHoardBackup("backup", replace(
@@ -92,14 +131,17 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_user=postgres.backup_user,
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
-    ), opts=opts)
+    ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
     secret_settings = {}
+    app_secrets_checksum: pulumi.Input[str] = ""
     if workloads.app_secret_names:
-        secret_settings = AppSecrets("app-secrets", AppSecretsArgs(
+        app_secrets = AppSecrets("app-secrets", AppSecretsArgs(
             namespace=config.namespace, keys=workloads.app_secret_names,
-            values=config.app_secret_values), opts=opts).references
+            values=config.app_secret_values), opts=opts)
+        secret_settings = app_secrets.references
+        app_secrets_checksum = app_secrets.checksum
     runtime = AppRuntimeArgs(
         namespace=config.namespace,
         image=app_image.image_ref,
@@ -107,6 +149,9 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
         settings=workloads.web.runtime.settings,
         secret_settings=secret_settings,
+        secrets_checksum=pulumi.Output.all(
+            rabbitmq.broker_url_checksum, postgres.database_url_checksum, app_secrets_checksum,
+        ).apply(lambda parts: secrets_checksum(*parts)),
     )
 
     keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
@@ -118,15 +163,19 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
             scaling = replace(scaling, queue_monitor_secret_name=rabbitmq.queue_monitor_secret_name,
                               depends_on=(keda.release,))
         WorkerPool(f"worker-{queue}", replace(pool, runtime=runtime, autoscaling=scaling),
-                   opts=opts)
+                   opts=after_broker_and_database)
 
     ingress = workloads.web.ingress
     if ingress is not None and dns is not None:
         ingress = replace(ingress, global_address_name=dns.address_name)
-    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress), opts=opts)
-    flower = Flower("flower", replace(workloads.flower, runtime=runtime), opts=opts)
-    SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime), opts=opts)
-    JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime), opts=opts)
+    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress),
+                 opts=after_broker_and_database)
+    flower = Flower("flower", replace(workloads.flower, runtime=runtime),
+                    opts=after_broker_and_database)
+    SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime),
+                 opts=after_broker_and_database)
+    JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime),
+               opts=after_broker_and_database)
 
     return {
         "app_image": app_image.image_ref,
@@ -136,4 +185,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         "rabbitmq_admin_secret": rabbitmq.admin_secret_name,
         "database_service": postgres.service_name,
         "backup_bucket": backup.bucket_name,
+        # Secret: `pulumi stack output --show-secrets backup_restore_key` before a destroy that
+        # keeps the bucket, or its backups can no longer be decrypted.
+        "backup_restore_key": backup.restore_private_key,
     }

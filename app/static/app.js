@@ -1,5 +1,7 @@
 // The job page: submits the form as JSON and refreshes the job list every second.
 // DOM nodes are built with textContent only, so job inputs can never inject markup.
+// Counts are written with thousands separators and kept on one line (class "count"), so a
+// narrow column wraps the text around them, never inside a number.
 "use strict";
 
 const form = document.getElementById("job-form");
@@ -9,10 +11,26 @@ const tableBody = document.querySelector("#jobs tbody");
 const refreshed = document.getElementById("refreshed");
 const REFRESH_MILLISECONDS = 1000;
 
+const numbers = new Intl.NumberFormat(document.documentElement.lang || "en");
+
+function count(value) {
+  return value === null || value === undefined ? "" : numbers.format(value);
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   td.textContent = text === null || text === undefined ? "" : String(text);
   if (className) td.className = className;
+  return td;
+}
+
+// A cell of free text followed by a count that must not break: "text (1,234)".
+function textWithCount(text, countText, className) {
+  const td = cell(text + " ", className);
+  const span = document.createElement("span");
+  span.className = "count";
+  span.textContent = "(" + countText + ")";
+  td.appendChild(span);
   return td;
 }
 
@@ -28,15 +46,16 @@ function renderJobs(jobs) {
     tr.appendChild(cell(job.id.slice(0, 8), "mono id"));
     tr.appendChild(cell(job.queue));
     tr.appendChild(cell(job.status, "status status-" + job.status));
-    tr.appendChild(cell(job.attempts));
+    tr.appendChild(cell(count(job.attempts)));
     tr.appendChild(cell(seconds(job.wait_seconds)));
     tr.appendChild(cell(seconds(job.run_seconds)));
-    tr.appendChild(cell(job.a_preview + " | " + job.b_preview + " (" + job.a_length + "+" +
-                        job.b_length + " chars)", "mono"));
-    const result = job.result
-      ? JSON.stringify(job.result.substring) + " (" + job.result.length + ")"
-      : (job.error || "");
-    tr.appendChild(cell(result, "mono result"));
+    tr.appendChild(textWithCount(job.a_preview + " | " + job.b_preview,
+                                 count(job.a_length) + "+" + count(job.b_length) + " chars",
+                                 "mono inputs"));
+    tr.appendChild(job.result
+      ? textWithCount(JSON.stringify(job.result.substring), count(job.result.length),
+                      "mono result")
+      : cell(job.error || "", "mono result"));
     tr.appendChild(cell(job.worker || ""));
     return tr;
   });

@@ -4,11 +4,9 @@
 # /usr/lib/rabbitmq/bin directly with its own ports, cookie and epmd, so the package's own node
 # (127.0.0.1:5672) is neither needed nor touched here.
 set -euo pipefail
+source "$(dirname "$0")/lib.bash"
 if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && command -v epmd >/dev/null 2>&1; then
     exit 0
 fi
-echo "installing Debian's rabbitmq-server for the RabbitMQ cluster drill"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends rabbitmq-server erlang-base >/dev/null
+need_packages "the RabbitMQ cluster drill" rabbitmq-server erlang-base
 ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*

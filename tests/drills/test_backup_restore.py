@@ -39,3 +39,12 @@ def test_backup_check_passes_on_a_fresh_backup_and_fails_on_a_stale_one(drill_re
     assert "are current" in drill_result.check_healthy_output
     assert drill_result.check_stale_exit_code == 1
     assert "newest base backup" in drill_result.check_stale_output
+
+
+def test_the_wal_stream_and_base_backups_travel_over_tls(drill_result):
+    assert drill_result.replication_tls.startswith("TLSv1.3 ")
+
+
+def test_a_plaintext_client_and_one_trusting_another_ca_are_refused(drill_result):
+    assert "no encryption" in drill_result.plaintext_refused
+    assert "certificate verify failed" in drill_result.untrusted_ca_refused

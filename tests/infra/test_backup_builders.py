@@ -65,9 +65,11 @@ def test_bucket_has_no_retention_lock_that_would_block_pghoards_own_deletion():
     assert bucket.soft_delete_policy.retention_duration_seconds > 0
 
 
-def test_dev_buckets_are_destroyable_and_prod_buckets_are_not():
-    assert bk.bucket_args(gcs(deletion_protection=False)).force_destroy is True
-    assert bk.bucket_args(gcs(deletion_protection=True)).force_destroy is False
+def test_only_a_bucket_meant_to_go_with_the_stack_is_emptied_on_delete():
+    assert bk.bucket_args(gcs(delete_with_stack=True)).force_destroy is True
+    assert bk.bucket_args(gcs()).force_destroy is False
+    # Turning protection off must not make a destroy delete the backups.
+    assert bk.bucket_args(gcs(deletion_protection=False)).force_destroy is False
 
 
 def test_bucket_roles_are_bucket_scoped_object_roles_only():
@@ -191,3 +193,10 @@ def test_bad_storage_args_name_the_field():
         gcs(project="X")
     with pytest.raises(ArgsError, match=r"LocalBackupStorage\.storage_size_gib"):
         bk.LocalBackupStorage(storage_size_gib=0)
+
+
+def test_who_reads_or_deletes_backups_is_audited_with_the_callers_identity():
+    audit = bk.storage_audit_config_args(gcs())
+    assert audit.project == "my-project" and audit.service == "storage.googleapis.com"
+    assert {c.log_type for c in audit.audit_log_configs} == {
+        "ADMIN_READ", "DATA_READ", "DATA_WRITE"}

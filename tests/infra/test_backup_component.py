@@ -152,7 +152,9 @@ def test_bucket_has_the_protections(mocks):
         assert bucket.inputs["uniformBucketLevelAccess"] is True
         assert bucket.inputs["publicAccessPrevention"] == "enforced"
         assert bucket.inputs["versioning"] == {"enabled": True}
-        assert bucket.inputs["forceDestroy"] is True  # deletion_protection=False (dev)
+        # Protection off (GCS fixture) no longer empties the bucket on delete: only
+        # delete_with_stack does.
+        assert bucket.inputs["forceDestroy"] is False
         assert "retentionPolicy" not in bucket.inputs
 
     return settled(backup.bucket_name).apply(check)

@@ -132,3 +132,22 @@ def test_delegation_outputs_name_servers_and_ds_record():
         assert address_name == "dns-ip"
 
     return pulumi.Output.all(dns.name_servers, dns.ds_record, dns.address_name).apply(check)
+
+
+def test_the_zone_is_protected_and_a_new_domain_keeps_the_sites_ip():
+    from stacks.plan import compare
+
+    def plan(args):
+        return [r.to_json() for r in plan_engine.run_program(
+            lambda: PublicDns("dns", args)).resources]
+
+    before = plan(ARGS)
+    [zone] = [r for r in before if r["type"] == "gcp:dns/managedZone:ManagedZone"]
+    assert zone["options"]["protect"] is True
+    after = plan(DnsArgs(project=ARGS.project, domain="celery.example.org."))
+    result = compare.review(before, after)
+    actions = {c.name: c.action for c in result.changes}
+    # The zone and its records are new (their names are the domain) ...
+    assert actions["dns-zone"] == "replace"
+    # ... but the address, whose description names the domain (ForceNew), is kept.
+    assert "dns-ip" not in actions

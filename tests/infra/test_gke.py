@@ -7,7 +7,10 @@ import pytest
 import yaml
 
 from infra.gke import (
+    CLUSTER_IGNORED_INPUTS,
     NODE_SERVICE_ACCOUNT_ROLES,
+    NODE_TAG,
+    VULNERABILITY_MODE,
     AuthorizedNetwork,
     GkeCluster,
     GkeClusterArgs,
@@ -178,3 +181,92 @@ def test_component_kubeconfig_output_is_secret_and_points_at_the_endpoint():
 
     return pulumi.Output.all(cluster.kubeconfig,
                              pulumi.Output.from_input(cluster.kubeconfig.is_secret())).apply(check)
+
+
+# --- day two: the next `pulumi up` ---------------------------------------------------------------
+
+def test_the_default_pools_node_config_is_ignored_after_creation():
+    graph = run(ARGS)
+    [cluster] = graph.of_type("gcp:container/cluster:Cluster")
+    assert cluster.options["ignoreChanges"] == sorted(CLUSTER_IGNORED_INPUTS)
+    # Still sent on create: the throw-away default node uses the least-privilege account.
+    assert cluster.inputs["nodeConfig"]["serviceAccount"].startswith("gke-nodes@")
+
+
+def test_a_cluster_whose_node_config_gke_no_longer_returns_is_not_replaced():
+    """The second `pulumi up`: after the default pool is removed, the cluster's state has no
+    node config while the program still sends one. The provider's node_config block is
+    ForceNew, so without ignoreChanges this is a replacement of the whole cluster."""
+    from stacks.plan import compare
+
+    graph = run(ARGS)
+    [cluster] = [r.to_json() for r in graph.resources
+                 if r.type == "gcp:container/cluster:Cluster"]
+    as_gke_returns_it = json_copy(cluster)
+    del as_gke_returns_it["inputs"]["nodeConfig"]
+    assert compare.review([as_gke_returns_it], [cluster]).changes == []
+
+    without_the_fix = json_copy(cluster)
+    without_the_fix["options"]["ignoreChanges"] = []
+    [change] = compare.review([as_gke_returns_it], [without_the_fix]).changes
+    assert change.action == "replace"
+    assert compare.DATA_AT_RISK in change.risk_kinds
+    assert any(forced.startswith("nodeConfig ") for forced in change.forced_by)
+
+
+def test_vulnerability_scanning_uses_a_mode_gke_still_offers(settings):
+    posture = settings["security_posture_config"]
+    assert posture.vulnerability_mode == VULNERABILITY_MODE == "VULNERABILITY_DISABLED"
+    # Retired by GKE (standard tier removed 2025-07-31); a cluster asking for it is refused.
+    assert posture.vulnerability_mode != "VULNERABILITY_BASIC"
+    assert posture.mode == "BASIC"  # the workload configuration audit stays
+
+
+def json_copy(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def test_the_control_plane_reaches_the_listed_node_ports_through_a_firewall_rule():
+    args = GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                          control_plane_ingress_ports=(6443, 9443))
+    graph = run(args)
+    [firewall] = graph.of_type("gcp:compute/firewall:Firewall")
+    assert firewall.inputs["sourceRanges"] == [args.master_ipv4_cidr]
+    assert firewall.inputs["direction"] == "INGRESS"
+    assert firewall.inputs["allows"] == [{"protocol": "tcp", "ports": ["6443", "9443"]}]
+    [pool] = graph.of_type("gcp:container/nodePool:NodePool")
+    assert firewall.inputs["targetTags"] == pool.inputs["nodeConfig"]["tags"] == [NODE_TAG]
+
+
+def test_no_firewall_rule_without_ports():
+    assert run(ARGS).of_type("gcp:compute/firewall:Firewall") == []
+
+
+@pytest.mark.parametrize("ports", [(0,), (70000,), (9443, 9443)])
+def test_bad_control_plane_ports_are_refused(ports):
+    with pytest.raises(ArgsError, match="control_plane_ingress_ports"):
+        GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                       control_plane_ingress_ports=ports)
+
+
+def test_same_node_pod_traffic_reaches_the_flow_logs(settings):
+    assert settings["enable_intranode_visibility"] is True
+
+
+def test_google_groups_for_rbac_is_off_unless_a_group_is_named(settings):
+    assert "authenticator_groups_config" not in settings
+    grouped = GkeClusterArgs(project="p-123456", region="europe-west1",
+                             zones=("europe-west1-b",),
+                             rbac_security_group="gke-security-groups@example.com")
+    config = cluster_settings(grouped)["authenticator_groups_config"]
+    assert config.security_group == "gke-security-groups@example.com"
+
+
+def test_a_security_group_gke_would_refuse_names_the_field():
+    with pytest.raises(ArgsError) as caught:
+        GkeClusterArgs(project="p-123456", region="europe-west1", zones=("europe-west1-b",),
+                       rbac_security_group="admins@example.com")
+    assert caught.value.field == "GkeClusterArgs.rbac_security_group"
+    assert "gke-security-groups@YOUR-DOMAIN" in str(caught.value)

@@ -141,3 +141,17 @@ def test_built_image_is_pushed_to_the_programs_repository_and_pinned_by_digest(
 def _assert_equal(actual, expected):
     assert actual == expected
     return actual
+
+
+def test_the_registry_cache_is_left_to_the_providers_own_buildkit_builder():
+    """Docker's default `docker` driver cannot export a registry cache. pulumi-docker-build never
+    builds with it: with no builder named it uses or creates a `docker-container` builder. The
+    build must therefore not name one (nor exec the CLI, which would use the default)."""
+    build = ImageBuildArgs(project="p-123456", location="europe-west1", context_path=".")
+    args = image_build_args(build, "token")
+    assert args.builder is None and args.exec_ is None
+    [cache_to] = args.cache_to
+    assert cache_to.registry.ref.endswith("/app:buildcache")
+    assert cache_to.registry.mode == "max"
+    [cache_from] = args.cache_from
+    assert cache_from.registry.ref == cache_to.registry.ref

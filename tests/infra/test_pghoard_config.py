@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -41,6 +42,19 @@ def config(storage=None, **settings) -> dict:
 def site(cfg: dict) -> dict:
     (only,) = cfg["backup_sites"].values()
     return only
+
+
+def config_with_node(node: hc.ReplicationNode) -> dict:
+    """The one replication node entry of a config built for ``node``."""
+    built = hc.pghoard_config(
+        hc.PgHoardSettings(),
+        storage=hc.GoogleStorage(project_id="my-project", bucket_name="my-backups"),
+        node=node,
+        paths=PATHS,
+        public_key_pem=PUBLIC,
+    )
+    (entry,) = site(built)["nodes"]
+    return entry
 
 
 def test_google_storage_carries_no_credentials_so_workload_identity_is_used():
@@ -159,3 +173,15 @@ def test_bucket_names_and_local_paths_are_checked():
         hc.GoogleStorage(project_id="p", bucket_name="UPPER_case!")
     with pytest.raises(ValueError, match="absolute"):
         hc.LocalStorage(directory="relative/dir")
+
+
+def test_with_the_stack_ca_the_wal_stream_verifies_the_server() -> None:
+    node = dataclasses.replace(NODE, ca_file="/tls/ca.crt", hostaddr="10.0.0.5")
+    site = config_with_node(node)
+    assert site["sslmode"] == "verify-full" and site["sslrootcert"] == "/tls/ca.crt"
+    assert site["hostaddr"] == "10.0.0.5"
+
+
+def test_without_a_ca_libpq_only_prefers_tls() -> None:
+    site = config_with_node(NODE)
+    assert site["sslmode"] == "prefer" and "sslrootcert" not in site

@@ -122,3 +122,40 @@ def test_database_url_refuses_passwords_that_would_need_escaping():
     )
     with pytest.raises(ValueError, match="letters and digits"):
         pc.database_url(user="u", password="a@b", host="h", port=5432, database="d")
+
+
+TLS = pc.ServerTls(certificate_file="/tls/tls.crt", key_file="/tls/tls.key", ca_file="/tls/ca.crt")
+
+
+def test_with_tls_the_server_takes_network_clients_over_tls_only() -> None:
+    values = conf_values(pc.postgresql_conf(settings(tls=TLS)))
+    assert values["ssl"] == "on"
+    assert values["ssl_cert_file"] == "'/tls/tls.crt'"
+    assert values["ssl_key_file"] == "'/tls/tls.key'"
+    assert values["ssl_min_protocol_version"] == "'TLSv1.3'"
+    rows = [line.split() for line in pc.pg_hba_conf(settings(tls=TLS)).splitlines()[1:]]
+    network = [row for row in rows if row[0] != "local"]
+    # Plain TCP is refused first; the app and the backup role match only over TLS.
+    assert network[0] == ["hostnossl", "all", "all", "all", "reject"]
+    assert ["hostssl", "hacelery", "hacelery", "all", "scram-sha-256"] in network
+    assert ["hostssl", "replication", "pghoard", "all", "scram-sha-256"] in network
+    assert not any(row[0] == "host" and row[-1] != "reject" for row in network)
+
+
+def test_without_tls_nothing_mentions_ssl() -> None:
+    assert "ssl" not in pc.postgresql_conf(settings())
+    assert "hostssl" not in pc.pg_hba_conf(settings())
+
+
+def test_clients_verify_the_server_name_against_the_stack_ca() -> None:
+    url = pc.database_url(user="u", password="p1", host="postgres.ns.svc", port=5432,
+                          database="d", ca_file="/tls/ca.crt")
+    assert url == ("postgresql://u:p1@postgres.ns.svc:5432/d?sslmode=verify-full"
+                   "&sslrootcert=/tls/ca.crt")
+
+
+@pytest.mark.parametrize("field, value", [("certificate_file", "tls.crt"), ("ca_file", "/a'b")])
+def test_a_relative_or_quoted_certificate_path_is_refused(field: str, value: str) -> None:
+    paths = {"certificate_file": "/c", "key_file": "/k", "ca_file": "/a"} | {field: value}
+    with pytest.raises(ValueError, match=f"ServerTls.{field}"):
+        pc.ServerTls(**paths)

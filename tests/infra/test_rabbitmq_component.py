@@ -85,6 +85,10 @@ EXPECTED_CHILDREN = {
     ("kubernetes:apps/v1:StatefulSet", "rabbitmq-statefulset"),
     ("kubernetes:policy/v1:PodDisruptionBudget", "rabbitmq-pdb"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "rabbitmq-network-policy"),
+    # One claim per node (3 replicas), adopted by the StatefulSet.
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-0"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-1"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "rabbitmq-data-2"),
 }
 
 
@@ -225,7 +229,8 @@ def test_every_rabbitmq_object_is_schema_valid_restricted_and_resourced():
     assert kinds == sorted(["ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Role",
                             "RoleBinding", "Secret", "Secret", "Secret", "Secret", "Secret",
                             "Service",
-                            "Service", "ServiceAccount", "StatefulSet"])
+                            "Service", "ServiceAccount", "StatefulSet",
+                            *["PersistentVolumeClaim"] * 3])
     for manifest in manifests:
         if manifest["kind"] == "Secret":
             # Every value redacted in the plan output; only the key names remain reviewable.

@@ -95,5 +95,20 @@ def test_component_with_run_id_creates_one_job_replaced_not_updated(recorder: Re
         assert job.inputs["metadata"]["name"] == "scheduler-nightly-7"
         assert job.name.endswith("nightly-7")
         assert job.options.delete_before_replace is True
+        # A new image digest or env must not replace (re-run) a Job that already ran.
+        assert job.options.ignore_changes == ["spec"]
+        # The provider awaits completion: the Job's own deadline plus a margin.
+        assert job.options.custom_timeouts.create == "35m"
 
     return recorder.settled(check)
+
+
+def test_a_finished_job_stays_so_a_refresh_never_runs_it_again():
+    spec = job_args("scheduler", SchedulerJobArgs(runtime=runtime(), run_id="r1")).spec
+    assert spec.ttl_seconds_after_finished is None
+
+
+@pytest.mark.parametrize("ttl", [0, 59, 31 * 86400])
+def test_a_ttl_out_of_range_is_refused_with_the_choices(ttl):
+    with pytest.raises(ArgsError, match=r"None \(keep the Job until the run id changes\) or"):
+        SchedulerJobArgs(runtime=runtime(), run_id="r1", ttl_seconds_after_finished=ttl)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pytest
 import yaml
 
 from stacks import plan as plan_engine
@@ -22,7 +23,8 @@ def test_prod_plan_writes_resources_json_and_manifests(tmp_path):
     assert plan_engine.main(["--stack", "prod", "--out", str(tmp_path), "--quiet"]) == 0
     resources = json.loads((tmp_path / "resources.json").read_text())
     assert resources and all(
-        set(r) == {"urn", "type", "name", "parent", "provider", "inputs"} for r in resources)
+        set(r) == {"urn", "type", "name", "parent", "provider", "options", "inputs",
+                   "secretDigests"} for r in resources)
     types = {r["type"] for r in resources}
     assert "gcp:container/cluster:Cluster" in types
     manifests = list((tmp_path / "manifests").glob("*.yaml"))
@@ -96,7 +98,7 @@ def test_invalid_manifest_exits_3_with_the_problem(monkeypatch, tmp_path, capsys
     assert plan_engine.main(["--stack", "local", "--out", str(tmp_path), "--quiet"]) == 3
     error = capsys.readouterr().err
     assert "Deployment/ha-celery/careless" in error
-    assert "allowPrivilegeEscalation must be false" in error
+    assert "pod-security: allowPrivilegeEscalation (Privilege Escalation)" in error
     assert "set resources requests.cpu" in error
 
 
@@ -123,3 +125,69 @@ def test_custom_resource_without_a_schema_is_an_error():
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     [problem] = plan_engine.validate_manifests([unknown], "1.33")
     assert "no bundled schema stacks/schemas/example.com/v1/widget.yaml" in problem.message
+
+
+# --- the change review (--compare) --------------------------------------------------------------
+
+def project_copy(tmp_path: Path, stack: str, edit=None) -> Path:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.yaml", project)
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    if edit is not None:
+        edit(document["config"])
+    (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    return project
+
+
+def test_a_second_plan_of_the_same_config_compares_as_zero_changes(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert plan_engine.main(["--stack", "prod", "--out", str(out), "--quiet"]) == 0
+    # DIR may be the output directory itself: it is read before the new plan overwrites it.
+    assert plan_engine.main(["--stack", "prod", "--out", str(out), "--quiet",
+                             "--compare", str(out)]) == 0
+    output = capsys.readouterr().out
+    assert "no changes: `pulumi up` would leave every resource as it is" in output
+    assert json.loads((out / "changes.json").read_text())["changes"] == []
+
+
+def test_a_risky_change_stops_the_review_until_it_is_accepted(tmp_path, capsys):
+    before = tmp_path / "before"
+    assert plan_engine.main(["--stack", "local", "--out", str(before), "--quiet"]) == 0
+
+    def rename_namespace(config):
+        config["ha-celery:namespace"] = "celery-two"
+
+    project = project_copy(tmp_path, "local", rename_namespace)
+    args = ["--stack", "local", "--out", str(tmp_path / "after"), "--quiet",
+            "--project-dir", str(project), "--compare", str(before)]
+    assert plan_engine.main(args) == 4
+    output = capsys.readouterr().out
+    assert "replace  kubernetes:core/v1:Namespace  platform-namespace  [DATA AT RISK, OUTAGE]" \
+        in output
+    assert "error:" in output and "--accept-risk" in output
+    assert plan_engine.main([*args, "--accept-risk"]) == 0
+    assert "accepted:" in capsys.readouterr().out
+
+
+def test_compare_with_a_directory_that_holds_no_plan_exits_2_with_the_fix(tmp_path, capsys):
+    assert plan_engine.main(["--stack", "local", "--out", str(tmp_path / "out"), "--quiet",
+                             "--compare", str(tmp_path / "nothing")]) == 2
+    error = capsys.readouterr().err
+    assert "no resources.json there" in error and "./run plan STACK --out" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_refuses_a_plan_of_another_stack(tmp_path, capsys):
+    assert plan_engine.main(["--stack", "local", "--out", str(tmp_path / "local"),
+                             "--quiet"]) == 0
+    assert plan_engine.main(["--stack", "dev", "--out", str(tmp_path / "dev"), "--quiet",
+                             "--compare", str(tmp_path / "local")]) == 2
+    assert "holds a plan of stack 'local', not 'dev'" in capsys.readouterr().err
+
+
+def test_accept_risk_without_compare_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        plan_engine.main(["--stack", "local", "--accept-risk"])
+    assert exit_info.value.code == 2
+    assert "--accept-risk only applies to --compare DIR" in capsys.readouterr().err

@@ -109,3 +109,29 @@ def test_namespaced_objects_live_in_the_platform_namespace(plans):
                 continue
             assert manifest["metadata"].get("namespace") in ("ha-celery", "keda"), manifest[
                 "metadata"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_private_control_plane_may_reach_kedas_webhook_and_metrics_server(plans, stack):
+    plan = plans[stack]
+    [firewall] = plan.of_type("gcp:compute/firewall:Firewall")
+    [release] = plan.of_type("kubernetes:helm.sh/v3:Release")
+    values = release.inputs["values"]
+    chart_ports = {str(int(values["webhooks"]["port"])),
+                   str(int(values["service"]["portHttpsTarget"]))}
+    assert chart_ports == {"9443", "6443"}
+    [allow] = firewall.inputs["allows"]
+    assert set(allow["ports"]) == chart_ports
+    [cluster] = plan.of_type(CLUSTER)
+    cidr = cluster.inputs["privateClusterConfig"]["masterIpv4CidrBlock"]
+    assert firewall.inputs["sourceRanges"] == [cidr]
+    # The webhook rejects bad objects (failurePolicy Fail): unreachable, it would reject all.
+    assert values["webhooks"]["failurePolicy"] == "Fail"
+
+
+def test_gcp_stacks_audit_access_to_the_backup_bucket_and_local_has_no_gcp_audit(plans) -> None:
+    audit_type = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+    for stack in ("dev", "prod"):
+        [audit] = plans[stack].of_type(audit_type)
+        assert audit.inputs["service"] == "storage.googleapis.com"
+    assert plans["local"].of_type(audit_type) == []

@@ -1,0 +1,119 @@
+"""Manifest validation: every Kubernetes object against the OpenAPI schema of the stack's
+Kubernetes version (strict: unknown fields are errors), custom resources against the bundled
+schemas in ``stacks/schemas/``, and every object through the platform's policy pack
+(``stacks/policy``: Pod Security `restricted` and the resource rule, the validators
+``pulumi preview --policy-pack policy-pack`` runs).
+
+Returns problems; does not print or exit (``cli`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacks import policy
+from stacks.plan.stackfile import ROOT
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+# Objects Kubernetes does not place in a namespace.
+CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+}
+
+
+
+@dataclass(frozen=True)
+class Problem:
+    manifest: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.manifest}: {self.message}"
+
+
+def manifest_id(manifest: dict[str, Any]) -> str:
+    metadata = manifest.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    return f"{manifest.get('kind')}/{namespace + '/' if namespace else ''}{name}"
+
+
+def validate_manifests(
+    manifests: Iterable[dict[str, Any]], kubernetes_version: str
+) -> list[Problem]:
+    """Schema (strict) + Pod Security `restricted` + resources; returns every problem found."""
+    import kubernetes_validate
+
+    problems: list[Problem] = []
+    version = f"{kubernetes_version}.0"
+    for manifest in manifests:
+        ident = manifest_id(manifest)
+        schema = _custom_schema(manifest)
+        try:
+            if schema is not None:
+                import jsonschema
+
+                if schema.get("not") == {}:
+                    raise jsonschema.ValidationError(schema["description"])
+                jsonschema.Draft202012Validator(schema).validate(manifest)
+            else:
+                kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(
+                Problem(
+                    ident,
+                    f"no schema for {manifest.get('apiVersion')} "
+                    f"{manifest.get('kind')} in Kubernetes {kubernetes_version}"
+                    " (add one under stacks/schemas/)",
+                )
+            )
+        except Exception as error:  # jsonschema / kubernetes_validate ValidationError
+            path = "/".join(str(p) for p in getattr(error, "absolute_path", []) or [])
+            message = getattr(error, "message", str(error)).splitlines()[0]
+            problems.append(Problem(ident, f"schema: {path or '(root)'}: {message}"))
+        # The CrossGuard pack's own validators (policy-pack/), run in-process.
+        for message in policy.check_manifest(manifest, kubernetes_version):
+            problems.append(Problem(ident, message))
+    return problems
+
+
+def _custom_schema(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The bundled schema of a custom resource; None for built-in kinds (OpenAPI covers them).
+
+    A custom resource without a bundled schema fails validation: unchecked YAML is exactly
+    what the plan exists to prevent."""
+    api_version = str(manifest.get("apiVersion") or "")
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if not group or "." not in group or group.endswith(".k8s.io"):
+        return None
+    version = api_version.split("/")[1]
+    path = SCHEMA_DIR / group / version / f"{str(manifest.get('kind')).lower()}.yaml"
+    if not path.exists():
+        return {"not": {}, "description": f"no bundled schema {path.relative_to(ROOT)}"}
+    common = yaml.safe_load((SCHEMA_DIR / "_common.yaml").read_text())
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("_common.yaml#/"):
+                return common[ref.split("/", 1)[1]]
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(yaml.safe_load(path.read_text()))
