@@ -15,6 +15,10 @@ Environment (all optional):
   contract.
 - ``LOG_LEVEL``: gunicorn's log level, one of debug, info, warning, error, critical
   (default info).
+- ``METRICS_PORT`` (default 9100, ``0`` switches it off) and ``METRICS_ADDRESS`` (default: the
+  ``WEB_HOST`` address): the metrics listener of ``app.metrics``, served by the master;
+  ``PROMETHEUS_MULTIPROC_DIR``: where the workers write their metrics (unset: a directory of this
+  gunicorn's own, removed when it exits).
 
 A bad value stops gunicorn before it listens, with one line (``invalid configuration: NAME:
 ...``) and exit status 2, like the worker, the scheduler and ``app.migrate``. Without this check
@@ -26,11 +30,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.settings import AppSettings, SettingsError
+# Every worker writes its metrics here and the master sums them (app/metrics.py). Set before any
+# worker imports prometheus_client, which picks its storage at import. Unset, each gunicorn gets
+# its own directory (two on one machine must not sum or wipe each other's files), removed when
+# it exits.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-metrics-")
+
+from app import metrics  # noqa: E402 - after the directory: prometheus_client reads it at import
+from app.settings import AppSettings, SettingsError  # noqa: E402
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOCAL_HOST = "127.0.0.1"
@@ -103,6 +118,10 @@ def check_environment(environ: Mapping[str, str]) -> WebServerSettings:
         # The app's settings too, read exactly as each web process will read them: a bad one
         # stops the master here instead of failing every worker process at boot.
         AppSettings.from_environ(environ)
+        try:
+            metrics.metrics_port(environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         return web_server_settings(environ)
     except SettingsError as error:
         print(f"invalid configuration: {error}", file=sys.stderr)
@@ -110,6 +129,8 @@ def check_environment(environ: Mapping[str, str]) -> WebServerSettings:
 
 
 _server = check_environment(os.environ)
+# The metrics listener binds where the app does unless told otherwise.
+os.environ.setdefault(metrics.METRICS_ADDRESS_ENV, _server.host)
 
 bind = _server.bind
 workers = _server.processes
@@ -134,3 +155,20 @@ max_requests_jitter = 1_000
 # for every gunicorn of a user on a machine, and unwritable on the pod's read-only root
 # filesystem. Nothing here uses gunicornc; Kubernetes scales by replicas.
 control_socket_disable = True
+
+
+def on_starting(server):
+    metrics.gunicorn_on_starting(server)
+
+
+def when_ready(server):
+    metrics.gunicorn_when_ready(server)
+
+
+def child_exit(server, worker):
+    metrics.gunicorn_child_exit(server, worker)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

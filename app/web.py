@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
-from app import jobs
+from app import jobs, metrics
 from app.celery_app import HaCelery, make_celery
 from app.db import engine_for
 from app.settings import AppSettings
@@ -73,7 +73,7 @@ def create_app(
         publisher = celery_publisher(celery)
     engine = engine_for(settings.sqlalchemy_url)
 
-    flask_app = Flask(__name__)
+    flask_app = metrics.instrument(Flask(__name__))
     # UTF-8 JSON can take up to 12 bytes per character (a \\uXXXX\\uXXXX pair): bound the body
     # so an oversized upload is refused with 413 before it is read into memory.
     flask_app.config["MAX_CONTENT_LENGTH"] = 2 * settings.lcs_max_input_chars * 12 + 64 * 1024

@@ -384,9 +384,39 @@ def run_drill(rows_before: int = 1000, rows_after: int = 500, log=progress) -> D
             processes.stop_all()
 
 
-def _drill(
-    workdir: Path, processes: Processes, rows_before: int, rows_after: int, log
-) -> DrillResult:
+@dataclass(frozen=True)
+class Primary:
+    """A running PostgreSQL configured as deployed (TLS on), with the init script's roles."""
+
+    settings: postgres_config.PostgresSettings
+    data: Path
+    app_url: str
+    """verify-full against the cluster's DNS name, dialled on 127.0.0.1."""
+    app_password: str
+    backup_password: str
+    public_key_pem: str
+    ca_certificate: Path
+    untrusted_ca: Path
+    socket_dir: Path
+    """``unix_socket_directories``: the drill's work directory."""
+
+
+@dataclass(frozen=True)
+class PgHoard:
+    """A pghoard daemon configured by the generator; ``command`` starts it again."""
+
+    config_path: Path
+    storage: Path
+    site: str
+    command: list[str]
+    python: str
+    launcher: Path
+    log: Path
+
+
+def start_primary(workdir: Path, processes: Processes) -> Primary:
+    """TLS material, initdb, the generated postgresql.conf and pg_hba.conf, start, the init
+    script's roles."""
     authority = local_certificates.issue(
         [certificates.postgres_spec(namespace=NAMESPACE, service=SERVICE)], workdir / "tls"
     )
@@ -406,7 +436,6 @@ def _drill(
     _write(secrets / "backup-password", backup_password)
     _, public_pem = _generate_key_pair(workdir)
 
-    # PostgreSQL, configured exactly as deployed.
     data = workdir / "data"
     _chown_tree(workdir)
     processes.run(
@@ -433,21 +462,20 @@ def _drill(
     processes.run(["bash", str(init)])
     app_url = _url(settings.app_user, app_password, settings.port, settings.database,
                    authority.ca_certificate)
-    plaintext_refused = _refusal(
-        f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{settings.port}/"
-        f"{settings.database}?sslmode=disable"
-    )
-    untrusted_ca_refused = _refusal(app_url.replace(
-        str(authority.ca_certificate),
-        str(local_certificates.issue_untrusted_ca(workdir / "untrusted"))))
-    with psycopg.connect(app_url) as connection:
-        connection.execute(
-            "CREATE TABLE drill_rows (id integer PRIMARY KEY, phase text NOT NULL, payload text)"
-        )
-    _insert(app_url, 1, rows_before, "before-backup")
-    log(f"PostgreSQL 15 on 127.0.0.1:{settings.port}, {rows_before} rows written")
+    return Primary(settings=settings, data=data, app_url=app_url, app_password=app_password,
+                   backup_password=backup_password, public_key_pem=public_pem,
+                   ca_certificate=authority.ca_certificate,
+                   untrusted_ca=local_certificates.issue_untrusted_ca(workdir / "untrusted"),
+                   socket_dir=workdir)
 
-    # pghoard, configured by the same generator as the deployed Secret.
+
+def start_pghoard(
+    workdir: Path, processes: Processes, primary: Primary, *, first_backup_timeout: float = 90
+) -> tuple[PgHoard, subprocess.Popen[bytes], float]:
+    """pghoard configured by the same generator as the deployed Secret (its WAL stream and base
+    backups over TLS), started; waits for its first base backup in storage. Returns it, its
+    process and the seconds that backup took."""
+    settings = primary.settings
     hoard = pghoard_config.PgHoardSettings(site="drill", basebackup_max_rate_kib=64 * 1024)
     wrapper = _write(
         workdir / "bin" / "pg_basebackup_throttled",
@@ -467,39 +495,70 @@ def _drill(
             hostaddr="127.0.0.1",
             port=settings.port,
             user=settings.backup_user,
-            password=backup_password,
+            password=primary.backup_password,
             slot=settings.replication_slot,
-            ca_file=str(authority.ca_certificate),
+            ca_file=str(primary.ca_certificate),
         ),
         paths=pghoard_config.PgHoardPaths(
             backup_location=str(workdir / "pghoard"),
             alert_file_dir=str(workdir / "alerts"),
             json_state_file_path=str(workdir / "pghoard" / "state.json"),
             maintenance_mode_file=str(workdir / "pghoard" / "maintenance_mode"),
-            pg_data_directory=str(data),
+            pg_data_directory=str(primary.data),
             pg_bin_directory=str(PG_BIN),
             pg_basebackup_path=str(wrapper),
         ),
-        public_key_pem=public_pem,
+        public_key_pem=primary.public_key_pem,
     )
     config["http_port"] = free_port()
     # 2.1.0 adaptation: it looks for pg_receivexlog (renamed pg_receivewal in PostgreSQL 10).
     config["backup_sites"]["drill"]["pg_receivexlog_path"] = str(PG_BIN / "pg_receivewal")
     config_path = _write(workdir / "pghoard.json", pghoard_config.render(config))
     launcher = _write(workdir / "bin" / "pghoard_launcher.py", _LAUNCHER, 0o755)
-    fixup = _write(workdir / "bin" / "fixup_210_restore.py", _FIXUP_210_RESTORE, 0o755)
     _chown_tree(workdir)
     python = str(PGHOARD_VENV / "bin" / "python")
-    backup_started = time.monotonic()
-    pghoard = processes.start([python, str(launcher), str(config_path)], workdir / "pghoard.log")
+    daemon = PgHoard(config_path=config_path, storage=storage, site="drill",
+                     command=[python, str(launcher), str(config_path)], python=python,
+                     launcher=launcher, log=workdir / "pghoard.log")
+    started = time.monotonic()
+    process = processes.start(daemon.command, daemon.log)
     _wait_for(
-        lambda: _storage_files(storage, "drill", "basebackup") or pghoard.poll() is not None,
-        90,
+        lambda: _storage_files(storage, "drill", "basebackup") or process.poll() is not None,
+        first_backup_timeout,
         "the first base backup in storage",
     )
-    if pghoard.poll() is not None:
+    if process.poll() is not None:
         raise RuntimeError("pghoard exited before its first base backup")
-    basebackup_seconds = time.monotonic() - backup_started
+    return daemon, process, time.monotonic() - started
+
+
+def _drill(
+    workdir: Path, processes: Processes, rows_before: int, rows_after: int, log
+) -> DrillResult:
+    # PostgreSQL, configured exactly as deployed.
+    primary = start_primary(workdir, processes)
+    settings, app_url, app_password = primary.settings, primary.app_url, primary.app_password
+    plaintext_refused = _refusal(
+        f"postgresql://{settings.app_user}:{app_password}@127.0.0.1:{settings.port}/"
+        f"{settings.database}?sslmode=disable"
+    )
+    untrusted_ca_refused = _refusal(
+        app_url.replace(str(primary.ca_certificate), str(primary.untrusted_ca)))
+    with psycopg.connect(app_url) as connection:
+        connection.execute(
+            "CREATE TABLE drill_rows (id integer PRIMARY KEY, phase text NOT NULL, payload text)"
+        )
+    _insert(app_url, 1, rows_before, "before-backup")
+    log(f"PostgreSQL 15 on 127.0.0.1:{settings.port}, {rows_before} rows written")
+
+    # pghoard, configured by the same generator as the deployed Secret.
+    daemon, pghoard, basebackup_seconds = start_pghoard(workdir, processes, primary)
+    storage, config_path, python, launcher = (
+        daemon.storage, daemon.config_path, daemon.python, daemon.launcher)
+    secrets = workdir / "secrets"
+    data = primary.data
+    fixup = _write(workdir / "bin" / "fixup_210_restore.py", _FIXUP_210_RESTORE, 0o755)
+    _chown_tree(workdir)
     log(f"base backup stored after {basebackup_seconds:.1f}s")
     replication_tls = _wait_for(
         lambda: processes.run(["psql", "-XAtc", (
@@ -587,7 +646,7 @@ def _drill(
     port = free_port()
     processes.start_postgres(restored, port, workdir / "restored.log")
     restored_url = _url(settings.app_user, app_password, port, settings.database,
-                        authority.ca_certificate)
+                        primary.ca_certificate)
     actual = _rows(restored_url)
     processes.stop_postgres(restored)
     return DrillResult(

@@ -67,13 +67,21 @@ def seconds_since_wal_upload(
     pghoard records ``last_success`` as ``time.monotonic()`` of its own process; the probe runs
     in the same container, on the same kernel clock, so the difference is meaningful.
     """
-    upload = ((status.get("transfer_agent_state") or {}).get(site) or {}).get("upload") or {}
-    last = (upload.get("xlog") or {}).get("last_success")
-    if last is None:
-        return None
-    if isinstance(last, int | float):
-        return max(0.0, now_monotonic - float(last))
-    return max(0.0, (now_wall - _parse_time(str(last))).total_seconds())
+    # pghoard 2.7 keeps one shared "transfer_agent_state"; 2.1 (the drills') lists one state per
+    # transfer agent thread under "transfer_agents": the newest success of any of them counts.
+    shared = status.get("transfer_agent_state")
+    agents = [shared] if isinstance(shared, dict) else list(status.get("transfer_agents") or [])
+    ages = []
+    for agent in agents:
+        upload = ((agent or {}).get(site) or {}).get("upload") or {}
+        last = (upload.get("xlog") or {}).get("last_success")
+        if last is None:
+            continue
+        if isinstance(last, int | float):
+            ages.append(max(0.0, now_monotonic - float(last)))
+        else:
+            ages.append(max(0.0, (now_wall - _parse_time(str(last))).total_seconds()))
+    return min(ages) if ages else None
 
 
 def wal_streamer_running(status: dict[str, Any], site: str) -> bool | None:

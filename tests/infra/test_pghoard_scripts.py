@@ -157,3 +157,19 @@ def test_restore_refuses_a_non_empty_target(tmp_path):
     (target / "PG_VERSION").write_text("17")
     with pytest.raises(restore.RestoreFailed, match="not empty"):
         restore.main(["--config", "x", "--private-key", "y", "--target-dir", str(target)])
+
+
+def test_wal_age_is_read_from_pghoard_2_1s_per_agent_states_too():
+    """pghoard 2.1 (the drills') lists one state per transfer agent instead of a shared one."""
+    legacy = status(wal_age_seconds=None)
+    del legacy["transfer_agent_state"]
+    legacy["transfer_agents"] = [
+        {"site": {"upload": {"xlog": {"last_success": MONOTONIC - 900}}}},
+        {"site": {"upload": {"xlog": {"last_success": MONOTONIC - 40}}}},
+        {"site": {"upload": {"xlog": {"last_success": None}}}},
+    ]
+    age = check.seconds_since_wal_upload(legacy, "site", now_monotonic=MONOTONIC, now_wall=NOW)
+    assert age == 40
+    legacy["transfer_agents"] = [{"site": {"upload": {"xlog": {"last_success": None}}}}]
+    assert check.seconds_since_wal_upload(
+        legacy, "site", now_monotonic=MONOTONIC, now_wall=NOW) is None
