@@ -118,7 +118,8 @@ _IMAGE_BUILD = _Section(ImageBuildArgs, frozenset({
 _KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",))
 # `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
-    "namespace", "zones", "management_client_namespaces", "protect"}))
+    "namespace", "zones", "management_client_namespaces", "protect",
+    "queue_monitor_secret_namespace"}))
 _POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}))
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
 _LOCAL_STORAGE = _Section(LocalBackupStorage)
@@ -402,8 +403,10 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
         keda, _ = _section(problems, "keda", _KEDA, keda_raw, {"watch_namespace": namespace})
     rabbitmq, _ = _section(problems, "rabbitmq", _RABBITMQ, raw.rabbitmq, {
         "namespace": namespace, "zones": gcp.zones if gcp else (), "protect": raw.protect,
-        # KEDA's operator reads queue depth from the management API, from its own namespace.
-        "management_client_namespaces": (keda.namespace,) if keda else ()})
+        # KEDA's operator reads queue depth from the management API, from its own namespace,
+        # with credentials it may only read there.
+        "management_client_namespaces": (keda.namespace,) if keda else (),
+        "queue_monitor_secret_namespace": keda.namespace if keda else None})
     postgres, _ = _section(problems, "postgres", _POSTGRES, raw.postgres,
                            {"namespace": namespace, "protect": raw.protect})
 

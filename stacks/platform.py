@@ -115,7 +115,11 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                     opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output]:
     """The broker, the database and its backups, and the Celery workload wired to them."""
     replace = dataclasses.replace
-    rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
+    keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
+        provider=opts.provider)) if workloads.keda else None
+    # The queue-monitor Secret goes into KEDA's namespace (the only one KEDA may read).
+    rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(depends_on=[keda.namespace_resource] if keda else [])))
     postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
     # The app's pods need the broker and the database from their first second (the migrate
     # initContainer, /readyz, the workers' connection): created after both are Ready, they start
@@ -154,8 +158,6 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         ).apply(lambda parts: secrets_checksum(*parts)),
     )
 
-    keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
-        provider=opts.provider)) if workloads.keda else None
     for queue, pool in workloads.workers.items():
         scaling = pool.autoscaling
         if isinstance(scaling, QueueAutoscalingArgs):

@@ -61,6 +61,7 @@ from infra.celery.args import (
     soft_shutdown_timeout_seconds,
 )
 from infra.celery.autoscaling import (
+    cluster_trigger_authentication_name,
     cpu_autoscaler_args,
     scale_behavior,
     scaled_object_spec,
@@ -119,6 +120,7 @@ __all__ = [
     "tmp_mount",
     "tmp_volume",
     "trigger_authentication_spec",
+    "cluster_trigger_authentication_name",
     "validate_object_name",
     "worker_command",
     "worker_container",

@@ -85,11 +85,14 @@ class RabbitMQCluster(pulumi.ComponentResource):
         app_password = password("app-password", 32)
         monitor_password = password("monitor-password", 32)
 
-        def secret(suffix: str, object_name: str,
-                   data: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+        def secret(suffix: str, object_name: str, data: dict[str, pulumi.Input[str]],
+                   namespace: str | None = None) -> k8s.core.v1.Secret:
             # Each value is marked secret on its own, so the keys stay reviewable in a plan.
+            meta = metadata(object_name, names, args)
+            if namespace is not None:
+                meta = metadata(object_name, names, args, namespace=namespace)
             return k8s.core.v1.Secret(
-                f"{name}-{suffix}", metadata=metadata(object_name, names, args), type="Opaque",
+                f"{name}-{suffix}", metadata=meta, type="Opaque",
                 string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
                 opts=child)
 
@@ -110,7 +113,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
         monitor_secret = secret(
             "queue-monitor", names.queue_monitor_secret,
             {QUEUE_MONITOR_URL_KEY: monitor_password.result.apply(
-                lambda p: queue_monitor_url(names, args, p))})
+                lambda p: queue_monitor_url(names, args, p))},
+            namespace=args.queue_monitor_secret_namespace)
 
         data = config_map_data(names, args)
         config_map = k8s.core.v1.ConfigMap(

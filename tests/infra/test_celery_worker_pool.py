@@ -297,7 +297,8 @@ def test_scaler_reads_the_management_url_from_a_secret():
     (trigger,) = spec["triggers"]
     assert "host" not in trigger["metadata"]
     assert "hostFromEnv" not in trigger["metadata"]
-    assert trigger["authenticationRef"] == {"name": "worker-small-keda-auth"}
+    assert trigger["authenticationRef"] == {"name": "worker-small-keda-auth",
+                                            "kind": "ClusterTriggerAuthentication"}
     auth = trigger_authentication_spec(keda(queue_monitor_secret_key="management-url"))
     assert auth == {
         "secretTargetRef": [
