@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from infra import pod_security
 from infra.images import validate_image_reference
+from infra.network_policy import Peer
 from infra.quantities import parse_quantity
 from infra.validation import check
 
@@ -156,6 +157,11 @@ class AppRuntimeArgs:
     """Plain, non-secret environment (e.g. LCS_LARGE_THRESHOLD). Credentials are refused here."""
     secret_settings: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     """Environment read from Secrets by reference: credentials the tasks need (API keys, DSNs)."""
+    broker_peer: Peer | None = None
+    """The broker's pods and AMQP port (wired by the platform from the RabbitMQ component):
+    every app pod's NetworkPolicy allows egress there."""
+    database_peer: Peer | None = None
+    """The database's pod and port (wired from the PostgreSQL component)."""
     secrets_checksum: pulumi.Input[str] | None = None
     """A digest of what the referenced Secrets hold (``secrets_checksum()``). It is written on
     the pod template of every long-running app workload, so a changed broker URL, database URL

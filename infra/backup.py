@@ -29,6 +29,7 @@ import pulumi_tls as tls
 
 from infra import names, pod_security
 from infra.images import validate_image_reference
+from infra.network_policy import GKE_METADATA_SERVER, GOOGLE_APIS, KUBE_DNS, Peer
 from infra.pghoard_config import (
     GoogleStorage,
     LocalStorage,
@@ -168,6 +169,9 @@ class PgHoardBackupArgs:
     """Memory request = limit."""
     scratch_size_gib: int = 4
     """Local scratch for WAL on its way to storage (an emptyDir with this size limit)."""
+    database_peer: Peer | None = None
+    """The database's pods and port (wired from the PostgreSQL component) for the NetworkPolicy;
+    None: pghoard may reach no database (a component under test)."""
     protect: bool = True
     """True: Pulumi refuses to delete or replace the encryption key (a new key cannot read the
     old backups) and the local backup volume (`pulumi up` and `pulumi destroy` stop with an
@@ -469,12 +473,28 @@ def deployment_spec(name: str, args: PgHoardBackupArgs,
     )
 
 
-def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes)."""
+def backup_egress(args: PgHoardBackupArgs) -> tuple[Peer, ...]:
+    """Where pghoard (and a restore run from its image) may send: kube-dns, the database
+    (WAL stream, base backups) and, with a bucket, Google's APIs through Private Google Access
+    plus the GKE metadata server for its Workload Identity token. Nothing else: a compromised
+    pghoard cannot send the database anywhere but Google Cloud Storage."""
+    peers = [KUBE_DNS]
+    if args.database_peer is not None:
+        peers.append(args.database_peer)
+    if isinstance(args.storage, GcsBackupStorage):
+        peers += [GOOGLE_APIS, GKE_METADATA_SERVER]
+    return tuple(peers)
+
+
+def network_policy_spec(name: str,
+                        args: PgHoardBackupArgs) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes); it may
+    send only to ``backup_egress``."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
-        policy_types=["Ingress"],
+        policy_types=["Ingress", "Egress"],
         ingress=[],
+        egress=[peer.egress_rule() for peer in backup_egress(args)],
     )
 
 
@@ -700,7 +720,7 @@ class PgHoardBackup(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
             metadata=metadata("ingress"),
-            spec=network_policy_spec(name),
+            spec=network_policy_spec(name, args),
             opts=child,
         )
 

@@ -5,8 +5,9 @@ kedacore/keda chart with hardened values: restricted security contexts on the op
 server and admission webhooks, resource requests and memory limits without a CPU limit, Secret
 access restricted to KEDA's own namespace (``permissions.*.restrict.secret``: the operator may
 read its certificates and the queue-monitor credentials placed there, nothing in the platform's
-namespace), two admission-webhook replicas on different nodes, and the NetworkPolicies of KEDA's
-pods (``infra/keda_network.py``). The worker pools' ScaledObjects depend on the release (its CRDs).
+namespace), two admission-webhook replicas on different nodes, and a NetworkPolicy per KEDA pod
+(``keda_ingress`` / ``keda_egress``: the control plane in, the API server, kube-dns and the
+RabbitMQ management API out). The worker pools' ScaledObjects depend on the release (its CRDs).
 
 Does not own ScaledObjects or ClusterTriggerAuthentications (each `WorkerPool` creates its own),
 the queue-monitor Secret (the RabbitMQ component creates it in KEDA's namespace), does not open
@@ -25,6 +26,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import names
+from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, network_policy_args, tcp
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -60,6 +62,11 @@ class KedaArgs:
     operator_replicas: int = 1
     """KEDA elects one active operator; 2 only shortens failover (and costs a pod)."""
     operator_memory_limit: str = "512Mi"
+    control_plane_cidrs: tuple[str, ...] = ()
+    """Where the Kubernetes API server is and calls the webhook and metrics server from: the GKE
+    control plane's range (wired by the platform); empty: any address (other clusters)."""
+    queue_monitor: Peer | None = None
+    """The RabbitMQ management API the operator reads queue depth from (wired)."""
     webhook_replicas: int = 2
     """Admission webhook pods, on different nodes. The webhook validates every ScaledObject and
     TriggerAuthentication of the cluster with ``failurePolicy: Fail``: with one pod, a node
@@ -114,6 +121,42 @@ def _restricted_pod() -> dict:
 
 WEBHOOK_APP_LABEL = "keda-admission-webhooks"
 """The ``app`` label the chart puts on the webhook pods (``webhooks.name``)."""
+OPERATOR_APP_LABEL = "keda-operator"
+METRICS_SERVER_APP_LABEL = "keda-operator-metrics-apiserver"
+OPERATOR_GRPC_PORT = 9666
+"""The operator's metrics service, which the metrics API server asks for every value."""
+APP_LABELS = {"operator": OPERATOR_APP_LABEL, "metricServer": METRICS_SERVER_APP_LABEL,
+              "webhooks": WEBHOOK_APP_LABEL}
+"""The chart's ``app`` label of each component's pods (templates/*/deployment.yaml)."""
+
+
+def keda_ingress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
+    """Who may connect to each KEDA pod: the control plane to the webhook and the metrics API
+    server (admission calls, external metrics for the HPA controller), the metrics server to the
+    operator. Kubelet probes are not subject to NetworkPolicy on GKE Dataplane V2."""
+    control_plane = tuple(args.control_plane_cidrs) or ("0.0.0.0/0",)
+    if component == "webhooks":
+        return (Peer(purpose="admission calls from the API server", cidrs=control_plane,
+                     ports=(tcp(WEBHOOK_PORT),)),)
+    if component == "metricServer":
+        return (Peer(purpose="external metrics for the API server", cidrs=control_plane,
+                     ports=(tcp(METRICS_SERVER_PORT),)),)
+    return (Peer(purpose="the metrics API server asking for values",
+                 pod_labels={"app": METRICS_SERVER_APP_LABEL},
+                 ports=(tcp(OPERATOR_GRPC_PORT),)),)
+
+
+def keda_egress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
+    """Where each KEDA pod may send: kube-dns and the API server; the operator also the RabbitMQ
+    management API (queue depth) and the metrics server the operator."""
+    peers = [KUBE_DNS, kubernetes_api(args.control_plane_cidrs)]
+    if component == "operator" and args.queue_monitor is not None:
+        peers.append(args.queue_monitor)
+    if component == "metricServer":
+        peers.append(Peer(purpose="the operator's metrics service",
+                          pod_labels={"app": OPERATOR_APP_LABEL},
+                          ports=(tcp(OPERATOR_GRPC_PORT),)))
+    return tuple(peers)
 
 
 def _spread(app_label: str, topology_key: str, when_unsatisfiable: str) -> dict:
@@ -260,6 +303,16 @@ class Keda(pulumi.ComponentResource):
             release_args(args, namespace.metadata.name),
             opts=child_options(self, opts),
         )
+        for component, app_label in APP_LABELS.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{app_label}-network-policy",
+                network_policy_args(
+                    app_label, namespace.metadata.name,
+                    names.labels("keda", app_label, component="autoscaler"),
+                    {"app": app_label},
+                    ingress=keda_ingress(args, component),
+                    egress=keda_egress(args, component)),
+                opts=child_options(self, opts, depends_on=[namespace]))
         self.namespace_resource = namespace
         self.namespace = namespace.metadata.name
         self.register_outputs({"namespace": self.namespace, "release_status": self.release.status})

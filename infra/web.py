@@ -32,7 +32,8 @@ from infra.app_pod import (
     validate_object_name,
     workload_timeouts,
 )
-from infra.app_policies import network_policy_args, pod_disruption_budget_args
+from infra.app_policies import network_policy_args, pod_disruption_budget_args, runtime_egress
+from infra.network_policy import GOOGLE_LOAD_BALANCER_RANGES, ExternalEgress, Peer, tcp
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -102,6 +103,8 @@ class WebAppArgs:
     """None (local stack): no Ingress, reach the ClusterIP Service by port-forward."""
     termination_grace_period_seconds: int = 45
     """Covers the preStop pause plus gunicorn's graceful worker shutdown."""
+    allowed_egress: tuple[ExternalEgress, ...] = ()
+    """Address blocks outside the cluster the web app may call (``[{cidr, ports}]``)."""
 
     def __post_init__(self) -> None:
         check(
@@ -299,19 +302,31 @@ def backend_config_spec(ingress: WebIngressArgs) -> dict:
     }
 
 
+def web_ingress(args: WebAppArgs) -> tuple[Peer, ...]:
+    """Who may connect to the web pods. On GCP only Google's load balancer (its proxies, which
+    have run IAP and Cloud Armor, and its health checks): a pod elsewhere in the cluster cannot
+    go around the front door. On `local` nothing: `kubectl port-forward` enters the pod's own
+    network namespace and is not subject to NetworkPolicy."""
+    if args.ingress is None:
+        return ()
+    return (Peer(purpose="Google's load balancer and its health checks",
+                 cidrs=GOOGLE_LOAD_BALANCER_RANGES, ports=(tcp(HTTP_PORT),)),)
+
+
+def web_egress(args: WebAppArgs) -> tuple[Peer, ...]:
+    """kube-dns, the broker (job submission), the database (jobs, the `migrate`
+    initContainer, /readyz) and the configured external blocks."""
+    return (*runtime_egress(args.runtime), *(rule.peer() for rule in args.allowed_egress))
+
+
 def web_network_policy_args(name: str, args: WebAppArgs) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """Port 8000 from anywhere (the load balancer and its health checks come from Google's
-    ranges); everything else in is refused."""
     return network_policy_args(
         name,
         args.runtime.namespace,
         web_labels(name),
         web_selector(name),
-        ingress=[
-            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=HTTP_PORT)]
-            )
-        ],
+        ingress=web_ingress(args),
+        egress=web_egress(args),
     )
 
 

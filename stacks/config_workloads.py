@@ -115,11 +115,15 @@ class _Section:
 _IMAGE_BUILD = _Section(ImageBuildArgs, frozenset({
     "project", "location", "context_path", "dockerfile_path", "image_name"}),
     hidden=frozenset({"reader_service_account"}))
-_KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",))
+_KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",),
+                 # Wired by the platform from the cluster and the broker.
+                 hidden=frozenset({"control_plane_cidrs", "queue_monitor"}))
 # `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
     "namespace", "zones", "management_client_namespaces", "protect",
-    "queue_monitor_secret_namespace"}))
+    "queue_monitor_secret_namespace"}),
+    # Wired by the platform from the cluster (the control plane's range).
+    hidden=frozenset({"kubernetes_api_cidrs"}))
 _POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}))
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
 _LOCAL_STORAGE = _Section(LocalBackupStorage)
@@ -128,7 +132,7 @@ _BACKUP = _Section(PgHoardBackupArgs, frozenset({
     "replication_password", "replication_slot", "postgres_major_version"}),
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.
-    hidden=frozenset({"database_port", "site"}), nested=("image", "storage"))
+    hidden=frozenset({"database_port", "site", "database_peer"}), nested=("image", "storage"))
 _WORKER_POOL = _Section(WorkerPoolArgs, frozenset({"runtime", "queue"}),
                         hidden=frozenset({"autoscaling"}),
                         extra=("messages_per_replica", "polling_interval_seconds",

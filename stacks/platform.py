@@ -20,12 +20,15 @@ from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, Wor
 from infra.dns import PublicDns
 from infra.flower import Flower
 from infra.gke import GkeCluster
+from infra.google_apis import PrivateGoogleApis, PrivateGoogleApisArgs
 from infra.images import AppImage
 from infra.keda import CONTROL_PLANE_PORTS as KEDA_CONTROL_PLANE_PORTS
 from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
+from infra.network_policy import Peer, tcp
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
-from infra.rabbitmq import BROKER_URL_KEY, RabbitMQCluster
+from infra.rabbitmq import BROKER_URL_KEY, MANAGEMENT_PORT, ObjectNames, RabbitMQCluster
+from infra.rabbitmq import selector as rabbitmq_selector
 from infra.scheduler import SchedulerJob
 from infra.sweeper import JobSweeper
 from infra.web import WebApp
@@ -44,6 +47,10 @@ PROVIDER_SETTINGS = {
 }
 
 
+RABBITMQ = "rabbitmq"
+"""The broker component's name (its objects' names and pod labels derive from it)."""
+
+
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
     """The provider every Kubernetes object of the stack is created with."""
     if gke is not None:
@@ -59,6 +66,19 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
     # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
     # uses the named context, or the current one.
     return k8s.Provider("kubernetes", context=config.kube_context, **PROVIDER_SETTINGS)
+
+
+def kubernetes_api_cidrs(config: StackConfig) -> tuple[str, ...]:
+    """Where pods reach the Kubernetes API: the private control plane's range on GCP; unknown
+    (any address) on `local`."""
+    return (config.gke.master_ipv4_cidr,) if config.gke is not None else ()
+
+
+def management_peer(namespace: str) -> Peer:
+    """The RabbitMQ management API (queue depth for KEDA), in the platform's namespace."""
+    return Peer(purpose="RabbitMQ's management API (queue depth)", namespace=namespace,
+                pod_labels=rabbitmq_selector(ObjectNames(RABBITMQ)),
+                ports=(tcp(MANAGEMENT_PORT),))
 
 
 def longest_grace(workloads: WorkloadConfig | None) -> int:
@@ -85,6 +105,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
             gke_args = dataclasses.replace(gke_args, control_plane_ingress_ports=tuple(
                 sorted({*gke_args.control_plane_ingress_ports, *KEDA_CONTROL_PLANE_PORTS})))
         gke = GkeCluster("gke", gke_args)
+        # Pods reach Google APIs at one private range, which their NetworkPolicies can name.
+        # Workloads wait for the zone: pghoard's first upload must not go to a public address
+        # its policy refuses.
+        google_apis = PrivateGoogleApis("google-apis", PrivateGoogleApisArgs(
+            project=gke_args.project, network=gke.network_id))
+        gke.workload_prerequisites.extend(google_apis.records)
         outputs["cluster_name"] = gke.cluster_name
         outputs["kubeconfig"] = gke.kubeconfig
         if config.dns is not None:
@@ -115,10 +141,14 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                     opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output]:
     """The broker, the database and its backups, and the Celery workload wired to them."""
     replace = dataclasses.replace
-    keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
-        provider=opts.provider)) if workloads.keda else None
+    keda = Keda("keda", replace(
+        workloads.keda, control_plane_cidrs=kubernetes_api_cidrs(config),
+        queue_monitor=management_peer(config.namespace),
+    ), opts=pulumi.ResourceOptions(provider=opts.provider)) if workloads.keda else None
     # The queue-monitor Secret goes into KEDA's namespace (the only one KEDA may read).
-    rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=pulumi.ResourceOptions.merge(
+    rabbitmq = RabbitMQCluster(RABBITMQ, replace(
+        workloads.rabbitmq, kubernetes_api_cidrs=kubernetes_api_cidrs(config),
+    ), opts=pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(depends_on=[keda.namespace_resource] if keda else [])))
     postgres = PostgresDatabase("postgres", workloads.postgres, opts=opts)
     # The app's pods need the broker and the database from their first second (the migrate
@@ -135,6 +165,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_user=postgres.backup_user,
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
+        database_peer=postgres.client_peer,
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
@@ -153,6 +184,8 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         database_url=SecretKeyRef(name=postgres.database_url_secret_name, key=DATABASE_URL_KEY),
         settings=workloads.web.runtime.settings,
         secret_settings=secret_settings,
+        broker_peer=rabbitmq.amqp_peer,
+        database_peer=postgres.client_peer,
         secrets_checksum=pulumi.Output.all(
             rabbitmq.broker_url_checksum, postgres.database_url_checksum, app_secrets_checksum,
         ).apply(lambda parts: secrets_checksum(*parts)),

@@ -44,10 +44,9 @@ from infra.app_pod import (
     validate_object_name,
 )
 from infra.app_policies import (
-    dns_egress_rule,
     network_policy_args,
-    platform_egress_rule,
     pod_disruption_budget_args,
+    runtime_egress,
 )
 from infra.celery.args import (
     LOG_LEVELS,
@@ -72,6 +71,7 @@ from infra.celery.worker import (
     worker_command,
     worker_container,
     worker_deployment_args,
+    worker_egress,
     worker_labels,
     worker_liveness_probe,
     worker_network_policy_args,
@@ -107,13 +107,12 @@ __all__ = [
     "app_pod_spec",
     "cluster_trigger_authentication_name",
     "cpu_autoscaler_args",
-    "dns_egress_rule",
     "migrate_container",
     "network_policy_args",
     "object_meta",
-    "platform_egress_rule",
     "pod_disruption_budget_args",
     "resource_requirements",
+    "runtime_egress",
     "scale_behavior",
     "scaled_object_spec",
     "secret_env",
@@ -125,6 +124,7 @@ __all__ = [
     "worker_command",
     "worker_container",
     "worker_deployment_args",
+    "worker_egress",
     "worker_labels",
     "worker_liveness_probe",
     "worker_network_policy_args",

@@ -75,6 +75,9 @@ class RabbitMQClusterArgs:
     management_client_namespaces: tuple[str, ...] = ()
     """Other namespaces whose pods may reach management (15672) and metrics (15692), e.g.
     KEDA's (queue-depth autoscaling) or Prometheus'. The platform's own namespace always may."""
+    kubernetes_api_cidrs: tuple[str, ...] = ()
+    """Where the Kubernetes API server is (peer discovery asks it for the other pods): the GKE
+    control plane's range, wired by the platform; empty: any address on 443/6443 (local)."""
     queue_monitor_secret_namespace: str | None = None
     """Where the queue-monitor Secret (the read-only management-API URL) is created; None: the
     cluster's own namespace. KEDA reads Secrets only from its own namespace, so the platform

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.app_pod import timeout_minutes
+from infra.network_policy import Peer
 from infra.rabbitmq.args import (
     ADMIN_PASSWORD_KEY,
     ADMIN_USERNAME_KEY,
@@ -32,6 +33,7 @@ from infra.rabbitmq.files import (
     server_secret_data,
 )
 from infra.rabbitmq.network import (
+    amqp_peer,
     client_service_args,
     headless_service_args,
     network_policy_spec,
@@ -60,6 +62,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
     admin_secret_name: pulumi.Output[str]
     """Kubernetes Secret with the administrator's `username` and `password`."""
     queue_monitor_secret_name: pulumi.Output[str]
+    amqp_peer: Peer
+    """The brokers' AMQP port as a NetworkPolicy peer (app pods' egress)."""
     """Kubernetes Secret with the monitor user's management-API URL under QUEUE_MONITOR_URL_KEY
     (KEDA's RabbitMQ scaler, protocol http)."""
     statefulset_name: pulumi.Output[str]
@@ -204,6 +208,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         self.broker_url = url
         self.broker_secret_name = broker_secret.metadata.name
         self.client_service_name = client.metadata.name
+        self.amqp_peer = amqp_peer(names)
         self.headless_service_name = headless.metadata.name
         self.admin_secret_name = admin_secret.metadata.name
         self.statefulset_name = statefulset.metadata.name

@@ -32,6 +32,7 @@ CLUSTER_SCOPED_KINDS = {
     "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration",
     "APIService",
+    "ClusterTriggerAuthentication",
 }
 
 
