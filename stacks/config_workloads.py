@@ -34,6 +34,7 @@ from infra.celery import (
     WorkerPoolArgs,
 )
 from infra.dns import DnsArgs
+from infra.edge import EdgeArgs, WebAccessArgs, app_max_body_bytes
 from infra.flower import FlowerArgs
 from infra.images import AppImageArgs, ImageBuildArgs
 from infra.keda import KedaArgs
@@ -43,7 +44,14 @@ from infra.scheduler import SchedulerJobArgs
 from infra.sweeper import JobSweeperArgs
 from infra.web import WebAppArgs, WebIngressArgs
 from stacks.config_problems import Problems, closest, expected_from_pydantic, yaml_hint
-from stacks.config_shape import APP_SECRETS_KEY, PROJECT, StackShape, given, snake
+from stacks.config_shape import (
+    APP_SECRETS_KEY,
+    IAP_SECRET_KEY,
+    PROJECT,
+    StackShape,
+    given,
+    snake,
+)
 from stacks.credentials import credential_reason
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -75,6 +83,9 @@ class WorkloadConfig:
     flower: FlowerArgs
     scheduler: SchedulerJobArgs
     sweeper: JobSweeperArgs
+    access: WebAccessArgs | None = None
+    """Who may use the app (GCP stacks with a domain); None: no public entry at all."""
+    edge: EdgeArgs | None = None
     app_secret_names: tuple[str, ...] = ()
     """Environment variables the app pods read from the `app-secrets` Secret."""
 
@@ -141,12 +152,16 @@ _WEB = _Section(WebAppArgs, frozenset({"runtime", "ingress"}))
 _FLOWER = _Section(FlowerArgs, frozenset({"runtime"}))
 _SCHEDULER = _Section(SchedulerJobArgs, frozenset({"runtime"}))
 _SWEEPER = _Section(JobSweeperArgs, frozenset({"runtime"}))
+_ACCESS = _Section(WebAccessArgs)
+# The body limit follows the app's own (LCS_MAX_INPUT_CHARS), so it is not a setting.
+_EDGE = _Section(EdgeArgs, frozenset({"max_body_bytes"}))
 
 _SECTIONS: tuple[tuple[str, _Section], ...] = (
     ("image.build", _IMAGE_BUILD), ("keda", _KEDA), ("rabbitmq", _RABBITMQ),
     ("postgres", _POSTGRES), ("backup", _BACKUP), ("backup.storage", _GCS_STORAGE),
     ("backup.storage", _LOCAL_STORAGE), ("workers.<queue>", _WORKER_POOL), ("web", _WEB),
     ("flower", _FLOWER), ("scheduler", _SCHEDULER), ("sweeper", _SWEEPER),
+    ("access", _ACCESS), ("edge", _EDGE),
 )
 """Every workload section, for ``settable_keys`` (the README's settings table is tested
 against it)."""
@@ -371,9 +386,47 @@ def app_secret_names(problems: Problems, raw: Any,
     return tuple(sorted(names))
 
 
+def _front_door(problems: Problems, raw: StackShape, platform: str | None,
+                dns: DnsArgs | None, app_settings: Mapping[str, str], *, iap_secret_set: bool
+                ) -> tuple[WebAccessArgs | None, EdgeArgs | None]:
+    """``ha-celery:access`` and ``ha-celery:edge``: only where there is a public entry (a GCP
+    stack with a domain). Without either section such a stack gets IAP with nobody allowed and
+    the default edge: public reachability only by explicit config."""
+    entry = platform == "gcp" and dns is not None
+    for key, value in (("access", raw.access), ("edge", raw.edge)):
+        if value is not None and not entry and platform is not None:
+            why = ("the local stack has no load balancer; reach the app with `kubectl "
+                   "port-forward svc/web 8000:80`" if platform == "local" else
+                   "this stack has no public entry without ha-celery:dns")
+            problems.note(f"{PROJECT}:{key}", f"only on GCP stacks with a domain: {why} (remove "
+                          "it)")
+    secret_key = f"{PROJECT}:{IAP_SECRET_KEY}"
+    if not entry:
+        if iap_secret_set:
+            problems.note(secret_key, "set, but this stack has no IAP (remove it)")
+        return None, None
+    access, _ = _section(problems, "access", _ACCESS, raw.access, {})
+    if access is not None and access.oauth_client_id and not iap_secret_set:
+        problems.note(f"{PROJECT}:access.oauthClientId", "the custom OAuth client needs its "
+                      f"secret: `pulumi config set --secret {secret_key} CLIENT_SECRET`")
+    if access is not None and iap_secret_set and not access.oauth_client_id:
+        problems.note(secret_key, "set, but ha-celery:access.oauthClientId is not: set the "
+                      "client id too, or remove the secret to use Google's managed OAuth client")
+    try:
+        from app.settings import AppSettings, SettingsError
+
+        chars = AppSettings.from_environ(app_settings).lcs_max_input_chars
+    except SettingsError:  # reported with the app's own checks; a stand-in keeps going
+        chars = AppSettings().lcs_max_input_chars
+    edge, _ = _section(problems, "edge", _EDGE, raw.edge,
+                       {"max_body_bytes": app_max_body_bytes(chars)})
+    return access, edge
+
+
 def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpContext | None,
                     dns: DnsArgs | None, secret_names: tuple[str, ...],
-                    problems: Problems) -> WorkloadConfig | None:
+                    problems: Problems, *, iap_secret_set: bool = False
+                    ) -> WorkloadConfig | None:
     """Every workload section as Args, or None if any problem was found (in them or before)."""
     from app.settings import QUEUES
 
@@ -475,9 +528,13 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
         scheduler, _ = _section(problems, "scheduler", _SCHEDULER, raw.scheduler,
                                 {"runtime": runtime})
         sweeper, _ = _section(problems, "sweeper", _SWEEPER, raw.sweeper, {"runtime": runtime})
+    access, edge = _front_door(problems, raw, platform, dns,
+                               runtime.settings if runtime is not None else {},
+                               iap_secret_set=iap_secret_set)
     if problems:
         return None
-    return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
+    return WorkloadConfig(access=access, edge=edge, app_image=app_image,
+                          pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
                           flower=flower, scheduler=scheduler, sweeper=sweeper,
                           app_secret_names=secret_names)

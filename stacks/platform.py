@@ -18,6 +18,7 @@ from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.backup import PgHoardBackup
 from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
 from infra.dns import PublicDns
+from infra.edge import WebEdge, WebEdgeArgs
 from infra.flower import Flower
 from infra.gke import GkeCluster
 from infra.google_apis import PrivateGoogleApis, PrivateGoogleApisArgs
@@ -79,6 +80,17 @@ def management_peer(namespace: str) -> Peer:
     return Peer(purpose="RabbitMQ's management API (queue depth)", namespace=namespace,
                 pod_labels=rabbitmq_selector(ObjectNames(RABBITMQ)),
                 ports=(tcp(MANAGEMENT_PORT),))
+
+
+def front_door(config: StackConfig, workloads: WorkloadConfig, domain: str) -> WebEdge | None:
+    """IAP, Cloud Armor and the TLS policy in front of the web app (GCP stacks with a domain)."""
+    if workloads.access is None or workloads.edge is None or config.gke is None:
+        return None
+    return WebEdge("web-edge", WebEdgeArgs(
+        project=config.gke.project, domain=domain, access=workloads.access,
+        edge=workloads.edge,
+        oauth_client_secret=(config.iap_oauth_client_secret
+                             if workloads.access.oauth_client_id else None)))
 
 
 def longest_grace(workloads: WorkloadConfig | None) -> int:
@@ -201,10 +213,17 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                    opts=after_broker_and_database)
 
     ingress = workloads.web.ingress
+    web_opts = after_broker_and_database
     if ingress is not None and dns is not None:
-        ingress = replace(ingress, global_address_name=dns.address_name)
+        edge = front_door(config, workloads, ingress.domain)
+        ingress = replace(ingress, global_address_name=dns.address_name,
+                          edge=edge.backend if edge else None)
+        if edge is not None:
+            # The Ingress controller attaches the policies by name: they must exist first.
+            web_opts = pulumi.ResourceOptions.merge(web_opts,
+                                                    pulumi.ResourceOptions(depends_on=[edge]))
     web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress),
-                 opts=after_broker_and_database)
+                 opts=web_opts)
     flower = Flower("flower", replace(workloads.flower, runtime=runtime),
                     opts=after_broker_and_database)
     SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime),
