@@ -143,7 +143,8 @@ _BACKUP = _Section(PgHoardBackupArgs, frozenset({
     "replication_password", "replication_slot", "postgres_major_version"}),
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.
-    hidden=frozenset({"database_port", "site", "database_peer"}), nested=("image", "storage"))
+    hidden=frozenset({"database_port", "site", "database_peer", "database_volume_gib"}),
+    nested=("image", "storage"))
 _WORKER_POOL = _Section(WorkerPoolArgs, frozenset({"runtime", "queue"}),
                         hidden=frozenset({"autoscaling"}),
                         extra=("messages_per_replica", "polling_interval_seconds",

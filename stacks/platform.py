@@ -178,6 +178,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
         database_peer=postgres.client_peer,
+        database_volume_gib=workloads.postgres.storage_size_gib,
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
