@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import names
+from infra.namespace import default_deny_args
 from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, network_policy_args, tcp
 from infra.resource_options import child_options
 from infra.validation import check
@@ -303,6 +304,9 @@ class Keda(pulumi.ComponentResource):
             release_args(args, namespace.metadata.name),
             opts=child_options(self, opts),
         )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny", default_deny_args(namespace.metadata.name),
+            opts=child_options(self, opts, depends_on=[namespace]))
         for component, app_label in APP_LABELS.items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{app_label}-network-policy",

@@ -557,6 +557,10 @@ def section_keys() -> dict[str, tuple[str, ...]]:
                                                 *(to_camel(n) for n in names))))
         for name in spec.settable():
             nested = _field_type(spec.args, name)
+            # `RestoreRequest | None`: the optional nested section is a section too.
+            options = [a for a in typing.get_args(nested) if a is not type(None)]
+            if len(options) == 1 and dataclasses.is_dataclass(options[0]):
+                nested = options[0]
             if dataclasses.is_dataclass(nested):
                 reference[f"{entry}.{to_camel(name)}"] = tuple(
                     to_camel(f.name) for f in dataclasses.fields(nested))

@@ -56,6 +56,7 @@ def policy_for(plan: Plan, namespace: str, pod_labels: dict[str, str]) -> dict:
     matches = [
         policy for policy in plan.kinds("NetworkPolicy")
         if policy["metadata"].get("namespace") == namespace
+        and policy["metadata"]["name"] != "default-deny"
         and all(pod_labels.get(k) == v
                 for k, v in policy["spec"]["podSelector"]["matchLabels"].items())
     ]
@@ -91,6 +92,18 @@ def test_every_pod_is_selected_by_a_policy_for_both_directions(plans, stack):
     for manifest in pods:
         policy = policy_for(plan, manifest["metadata"]["namespace"], pod_labels_of(manifest))
         assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, manifest["metadata"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_a_pod_no_component_lists_may_send_and_receive_nothing(plans, stack):
+    namespaces = {"ha-celery", "keda"} if stack != "local" else {"ha-celery"}
+    for namespace in namespaces:
+        [deny] = [p for p in plans[stack].kinds("NetworkPolicy")
+                  if p["metadata"]["name"] == "default-deny"
+                  and p["metadata"]["namespace"] == namespace]
+        assert deny["spec"]["podSelector"] == {}
+        assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        assert not deny["spec"].get("ingress") and not deny["spec"].get("egress")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
