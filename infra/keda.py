@@ -305,7 +305,7 @@ class Keda(pulumi.ComponentResource):
             opts=child_options(self, opts),
         )
         k8s.networking.v1.NetworkPolicy(
-            f"{name}-default-deny", default_deny_args(namespace.metadata.name),
+            f"{name}-default-deny", default_deny_args(args.namespace),
             opts=child_options(self, opts, depends_on=[namespace]))
         for component, app_label in APP_LABELS.items():
             k8s.networking.v1.NetworkPolicy(

@@ -88,7 +88,7 @@ class PlatformNamespace(pulumi.ComponentResource):
         # or out. Policies add up, so the workloads' own allowances are unaffected.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
-            default_deny_args(namespace.metadata.name),
+            default_deny_args(args.name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]))
         self.name = namespace.metadata.name
         self.register_outputs({"name": self.name})

@@ -1,6 +1,7 @@
 """The workload sections of a stack file (``ha-celery:rabbitmq``, ``postgres``, ``backup``,
 ``workers``, ``web``, ``flower``, ``scheduler``, ``sweeper``, ``keda``, ``image``, ``app``,
-``appSecrets``) turned into the components' Args.
+``appSecrets``, and the front door's ``access`` and ``edge`` with ``iapOAuthClientSecret``)
+turned into the components' Args.
 
 Each section is checked field by field against its Args' own types (``_SECTIONS`` below), so a
 new Args field is a new setting without touching this module; fields the platform wires from
