@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from infra import pod_security
 from infra.images import validate_image_reference
+from infra.network_policy import Peer
 from infra.quantities import parse_quantity
 from infra.tls import trust_bundle_mount, trust_bundle_volume
 from infra.validation import check
@@ -161,6 +162,11 @@ class AppRuntimeArgs:
     """Name of the ConfigMap holding the stack's CA certificate (``infra.tls.TrustBundle``):
     mounted at ``TRUST_BUNDLE_DIR`` in every app container, so the broker and database URLs can
     verify their servers (``sslmode=verify-full&sslrootcert=...``). None: no TLS to verify."""
+    broker_peer: Peer | None = None
+    """The broker's pods and AMQP port (wired by the platform from the RabbitMQ component):
+    every app pod's NetworkPolicy allows egress there."""
+    database_peer: Peer | None = None
+    """The database's pod and port (wired from the PostgreSQL component)."""
     secrets_checksum: pulumi.Input[str] | None = None
     """A digest of what the referenced Secrets hold (``secrets_checksum()``). It is written on
     the pod template of every long-running app workload, so a changed broker URL, database URL

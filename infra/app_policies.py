@@ -1,8 +1,9 @@
-"""The NetworkPolicy and PodDisruptionBudget every app-image workload gets: egress only to DNS and
-the platform's own pods (broker, database), ingress only where a workload lists it, and a budget
-that lets one pod go at a time.
+"""The NetworkPolicy and PodDisruptionBudget every app-image workload gets: egress only to
+kube-dns and the peers it uses (the broker's AMQP port, the database's port, configured external
+blocks), ingress only where a workload lists it, and a budget that lets one pod go at a time.
 
-Pure builders; each workload's module decides its labels, selector and ingress rules.
+Pure builders; each workload's module decides its labels, selector and peers (in one place per
+workload, see ``infra/network_policy.py``).
 """
 
 from __future__ import annotations
@@ -12,32 +13,21 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import names
-from infra.app_pod import object_meta
+from infra.app_pod import AppRuntimeArgs, object_meta
+from infra.network_policy import KUBE_DNS, Peer
+from infra.network_policy import network_policy_args as policy_args
 
 
-def dns_egress_rule() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
-    # Name resolution of the broker/database Services; kube-dns (or NodeLocal DNSCache) lives
-    # outside the namespace, so port 53 is open to any destination.
-    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-        ports=[
-            k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53),
-            k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=53),
-        ]
-    )
-
-
-def platform_egress_rule() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
-    # Broker and database are pods of the platform in the same namespace; nothing else is needed.
-    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-        to=[
-            k8s.networking.v1.NetworkPolicyPeerArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels=names.platform_pod_selector()
-                )
-            )
-        ]
-    )
+def runtime_egress(runtime: AppRuntimeArgs, *, database: bool = True) -> tuple[Peer, ...]:
+    """What an app pod may send to: kube-dns, the broker (AMQP) and, unless ``database`` is
+    False, the database. The broker and database peers are wired by the platform; a runtime
+    without them (a component under test) may reach DNS only."""
+    peers = [KUBE_DNS]
+    if runtime.broker_peer is not None:
+        peers.append(runtime.broker_peer)
+    if database and runtime.database_peer is not None:
+        peers.append(runtime.database_peer)
+    return tuple(peers)
 
 
 def network_policy_args(
@@ -46,18 +36,12 @@ def network_policy_args(
     labels: Mapping[str, str],
     pod_selector: Mapping[str, str],
     *,
-    ingress: Sequence[k8s.networking.v1.NetworkPolicyIngressRuleArgs] = (),
+    egress: Sequence[Peer],
+    ingress: Sequence[Peer] = (),
 ) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """Both directions listed in policyTypes: no ingress rule means no ingress at all."""
-    return k8s.networking.v1.NetworkPolicyInitArgs(
-        metadata=object_meta(name, namespace, labels),
-        spec=k8s.networking.v1.NetworkPolicySpecArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_selector)),
-            policy_types=["Ingress", "Egress"],
-            ingress=list(ingress),
-            egress=[dns_egress_rule(), platform_egress_rule()],
-        ),
-    )
+    """Both directions listed in policyTypes: no ingress peer means no ingress at all, and the
+    pod may send only to ``egress``."""
+    return policy_args(name, namespace, labels, pod_selector, ingress=ingress, egress=egress)
 
 
 def pod_disruption_budget_args(

@@ -5,19 +5,23 @@ Owns the backup daemon and where its backups live:
     versioning, lifecycle rules) and a Google service account that may use that bucket only,
     bound to the pghoard Kubernetes ServiceAccount through Workload Identity: no key file exists;
   * on the local stack (no GCP at all) a PVC that pghoard's `local` storage writes to;
-  * the encryption key pair (backups are encrypted in the pod before upload; the private key is
-    kept in a Secret of its own that only the restore mounts);
+  * the encryption key pair (backups are encrypted in the pod before upload with the public key;
+    the private key stays in the stack's encrypted state and reaches the cluster only while a
+    restore is requested, see ``infra/backup_restore.py``);
   * a single-replica pghoard Deployment (Recreate: two daemons must never stream from the same
     replication slot), whose `pghoard.json` comes from `infra/pghoard_config.py`, with CPU and
     memory limits and a rate-limited pg_basebackup, and whose readiness probe fails when the
     newest base backup is too old, WAL stops arriving, or pghoard raised an alert.
 
-Deliberately does not run restores (see `pghoard/restore_backup.py` and the README) or create
-PostgreSQL roles (the backup role and slot come from `infra/postgres.py`).
+Runs a restore only when ``PgHoardBackupArgs.restore`` asks for one (the restore-key Secret, a
+new volume and a Job; ``infra/backup_restore.py``), into a new volume, never over the live
+database. Does not create PostgreSQL roles (the backup role and slot come from
+`infra/postgres.py`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -28,7 +32,15 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from infra import names, pod_security
+from infra.backup_restore import (
+    RESTORE_KEY_FILE,
+    RestoreRequest,
+    restore_labels,
+    restore_pod_spec,
+    restore_selector,
+)
 from infra.images import validate_image_reference
+from infra.network_policy import GKE_METADATA_SERVER, GOOGLE_APIS, KUBE_DNS, Peer
 from infra.pghoard_config import (
     GoogleStorage,
     LocalStorage,
@@ -48,7 +60,6 @@ PGHOARD_UID = 999
 APP_NAME = "pghoard"
 CONFIG_FILE = "pghoard.json"
 CONFIG_DIR = "/etc/pghoard"
-RESTORE_KEY_FILE = "private-key.pem"
 WORK_DIR = "/var/lib/pghoard"
 PG_VERSION_DIR = "/etc/pghoard-pg-version"
 WRAPPER_DIR = "/etc/pghoard-bin"
@@ -169,6 +180,15 @@ class PgHoardBackupArgs:
     """Memory request = limit."""
     scratch_size_gib: int = 4
     """Local scratch for WAL on its way to storage (an emptyDir with this size limit)."""
+    restore: RestoreRequest | None = None
+    """``ha-celery:backup.restore``: a restore to run now (its Job, a new volume, and the
+    restore-key Secret exist only while this is set). None: the private key stays out of the
+    cluster."""
+    database_volume_gib: int = 20
+    """The database volume's size (wired from PostgreSQL): the default size of a restore's."""
+    database_peer: Peer | None = None
+    """The database's pods and port (wired from the PostgreSQL component) for the NetworkPolicy;
+    None: pghoard may reach no database (a component under test)."""
     protect: bool = True
     """True: Pulumi refuses to delete or replace the encryption key (a new key cannot read the
     old backups) and the local backup volume (`pulumi up` and `pulumi destroy` stop with an
@@ -478,12 +498,28 @@ def deployment_spec(name: str, args: PgHoardBackupArgs,
     )
 
 
-def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes)."""
+def backup_egress(args: PgHoardBackupArgs) -> tuple[Peer, ...]:
+    """Where pghoard (and a restore run from its image) may send: kube-dns, the database
+    (WAL stream, base backups) and, with a bucket, Google's APIs through Private Google Access
+    plus the GKE metadata server for its Workload Identity token. Nothing else: a compromised
+    pghoard cannot send the database anywhere but Google Cloud Storage."""
+    peers = [KUBE_DNS]
+    if args.database_peer is not None:
+        peers.append(args.database_peer)
+    if isinstance(args.storage, GcsBackupStorage):
+        peers += [GOOGLE_APIS, GKE_METADATA_SERVER]
+    return tuple(peers)
+
+
+def network_policy_spec(name: str,
+                        args: PgHoardBackupArgs) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes); it may
+    send only to ``backup_egress``."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
-        policy_types=["Ingress"],
+        policy_types=["Ingress", "Egress"],
         ingress=[],
+        egress=[peer.egress_rule() for peer in backup_egress(args)],
     )
 
 
@@ -553,12 +589,13 @@ class PgHoardBackup(pulumi.ComponentResource):
     """pghoard's Google identity (empty string on the local stack)."""
     config_secret_name: pulumi.Output[str]
     """Secret with pghoard.json (replication password, public key)."""
-    restore_key_secret_name: pulumi.Output[str]
-    """Secret with the private key (key ``private-key.pem``): mount it only to restore."""
+    restore_key_secret_name: pulumi.Output[str | None]
+    """Secret with the private key (key ``private-key.pem``) while a restore is requested;
+    None otherwise (the key is then nowhere in the cluster)."""
     deployment_name: pulumi.Output[str]
     restore_private_key: pulumi.Output[str]
     """The private key that decrypts the backups (secret). Save it before a `pulumi destroy`
-    that keeps the bucket: the key lives only in the stack's state and the restore-key Secret."""
+    that keeps the bucket: the key lives only in the stack's encrypted state."""
 
     def __init__(
         self, name: str, args: PgHoardBackupArgs, opts: pulumi.ResourceOptions | None = None
@@ -579,13 +616,6 @@ class PgHoardBackup(pulumi.ComponentResource):
         # old private key, which the restore-key Secret would stop holding.
         key = tls.PrivateKey(f"{name}-encryption-key", algorithm="RSA", rsa_bits=4096,
                              opts=child_options(self, opts, protect=args.protect))
-        restore_key = k8s.core.v1.Secret(
-            f"{name}-restore-key",
-            metadata=metadata("restore-key"),
-            type="Opaque",
-            string_data={RESTORE_KEY_FILE: key.private_key_pem},
-            opts=child,
-        )
         config = pulumi.Output.secret(
             pulumi.Output.all(
                 args.database_host,
@@ -709,12 +739,16 @@ class PgHoardBackup(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
             metadata=metadata("ingress"),
-            spec=network_policy_spec(name),
+            spec=network_policy_spec(name, args),
             opts=child,
         )
 
+        self.restore_key_secret_name = pulumi.Output.from_input(None)
+        if args.restore is not None:
+            self.restore_key_secret_name = self._restore(
+                name, args, key, config_secret, service_account, object_labels, opts)
+
         self.config_secret_name = config_secret.metadata.name
-        self.restore_key_secret_name = restore_key.metadata.name
         self.restore_private_key = pulumi.Output.secret(key.private_key_pem)
         self.deployment_name = deployment.metadata.name
         self.register_outputs(
@@ -727,3 +761,82 @@ class PgHoardBackup(pulumi.ComponentResource):
                 "restore_private_key": self.restore_private_key,
             }
         )
+
+    def _restore(self, name: str, args: PgHoardBackupArgs, key: tls.PrivateKey,
+                 config_secret: k8s.core.v1.Secret, service_account: k8s.core.v1.ServiceAccount,
+                 object_labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None) -> pulumi.Output[str]:
+        """The requested restore: key Secret, target volume, Job and its NetworkPolicy."""
+        request = args.restore
+        assert request is not None
+        child = child_options(self, opts)
+        run_labels = restore_labels(name, request.run_id)
+        restore_key = k8s.core.v1.Secret(
+            f"{name}-restore-key",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-restore-key",
+                                                namespace=args.namespace, labels=object_labels),
+            type="Opaque",
+            string_data={RESTORE_KEY_FILE: key.private_key_pem},
+            opts=child,
+        )
+        target = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-restore-{request.run_id}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-restore-{request.run_id}",
+                                                namespace=args.namespace, labels=run_labels),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=request.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={
+                    "storage": f"{request.storage_size_gib or args.database_volume_gib}Gi"})),
+            # The restored database outlives the request: removing runId must not delete it.
+            opts=child_options(self, opts, retain_on_delete=True),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-restore-{request.run_id}-network-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-restore-{request.run_id}",
+                                                namespace=args.namespace, labels=run_labels),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels=restore_selector(name, request.run_id)),
+                policy_types=["Ingress", "Egress"],
+                ingress=[],
+                # The storage (Google APIs) and DNS; not the live database.
+                egress=[peer.egress_rule() for peer in backup_egress(
+                    dataclasses.replace(args, database_peer=None))]),
+            opts=child,
+        )
+        extra = []
+        if isinstance(args.storage, LocalBackupStorage):
+            extra.append((k8s.core.v1.VolumeArgs(
+                name="backups", persistent_volume_claim=(
+                    k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                        claim_name=f"{name}-backups", read_only=True))), LOCAL_STORAGE_DIR))
+        k8s.batch.v1.Job(
+            f"{name}-restore-{request.run_id}-job",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{name}-restore-{request.run_id}", namespace=args.namespace,
+                labels=run_labels,
+                # `pulumi up` does not wait for the restore (it may take hours): follow it with
+                # `kubectl logs job/<name>`.
+                annotations={"pulumi.com/skipAwait": "true"}),
+            spec=k8s.batch.v1.JobSpecArgs(
+                # One attempt: a failed restore leaves its logs and a half-written volume to
+                # look at; a new runId is a clean retry.
+                backoff_limit=0,
+                active_deadline_seconds=12 * 3600,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=run_labels),
+                    spec=restore_pod_spec(
+                        name=name, request=request, image=args.image, uid=PGHOARD_UID,
+                        config_secret=f"{name}-config", config_dir=CONFIG_DIR,
+                        config_path=f"{CONFIG_DIR}/{CONFIG_FILE}",
+                        pg_bin_dir=pg_bin_directory(args.postgres_major_version),
+                        service_account=name, memory_mib=max(args.memory_mib, 1024),
+                        cpu_millicores=args.cpu_millicores, extra_volumes=extra))),
+            opts=child_options(
+                self, opts, depends_on=[restore_key, target, config_secret, service_account],
+                # A run keeps the spec it started with: a new image digest or setting must not
+                # replace (re-run) a restore that already ran. A new runId is a new restore.
+                ignore_changes=["spec"], delete_before_replace=True),
+        )
+        return restore_key.metadata.name

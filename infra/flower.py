@@ -27,7 +27,7 @@ from infra.app_pod import (
     validate_object_name,
     workload_timeouts,
 )
-from infra.app_policies import network_policy_args
+from infra.app_policies import network_policy_args, runtime_egress
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -126,9 +126,12 @@ def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceInitA
 def flower_network_policy_args(
     name: str, args: FlowerArgs
 ) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """No ingress rule at all; egress to the broker and DNS."""
+    """No ingress rule at all (port-forward does not pass through the pod network); egress to
+    kube-dns and the broker only: Flower reads task events and inspects workers over AMQP and
+    never needs the database."""
     return network_policy_args(
-        name, args.runtime.namespace, flower_labels(name), flower_selector(name)
+        name, args.runtime.namespace, flower_labels(name), flower_selector(name),
+        egress=runtime_egress(args.runtime, database=False),
     )
 
 

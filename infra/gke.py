@@ -275,6 +275,8 @@ class GkeCluster(pulumi.ComponentResource):
     """`PROJECT.svc.id.goog`: the Workload Identity pool, for IAM bindings of pods."""
     network_name: pulumi.Output[str]
     """The VPC's name."""
+    network_id: pulumi.Output[str]
+    """The VPC's id (for resources attached to it, such as private DNS zones)."""
 
     def __init__(self, name: str, args: GkeClusterArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -400,6 +402,7 @@ class GkeCluster(pulumi.ComponentResource):
 
         self.cluster_name = cluster.name
         self.network_name = network.name
+        self.network_id = network.id
         self.workload_pool = pulumi.Output.from_input(f"{args.project}.svc.id.goog")
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(

@@ -2,13 +2,18 @@
 
 Owns KEDA's namespace (Pod Security `restricted` enforced) and a `helm.v3.Release` of the pinned
 kedacore/keda chart with hardened values: restricted security contexts on the operator, metrics
-server and admission webhooks, resource requests and memory limits, and no service-account token
-where none is needed. The worker pools' ScaledObjects depend on the release (its CRDs).
+server and admission webhooks, resource requests and memory limits without a CPU limit, Secret
+access restricted to KEDA's own namespace (``permissions.*.restrict.secret``: the operator may
+read its certificates and the queue-monitor credentials placed there, nothing in the platform's
+namespace), two admission-webhook replicas on different nodes, and a NetworkPolicy per KEDA pod
+(``keda_ingress`` / ``keda_egress``: the control plane in, the API server, kube-dns and the
+RabbitMQ management API out). The worker pools' ScaledObjects depend on the release (its CRDs).
 
-Does not own ScaledObjects or TriggerAuthentications (each `WorkerPool` creates its own), does
-not open the RabbitMQ management port to KEDA (the RabbitMQ component's NetworkPolicy admits
-KEDA's namespace on 15672), and does not open the cloud firewall for the control plane: the
-cluster does, for `CONTROL_PLANE_PORTS`.
+Does not own ScaledObjects or ClusterTriggerAuthentications (each `WorkerPool` creates its own),
+the queue-monitor Secret (the RabbitMQ component creates it in KEDA's namespace), does not open
+the RabbitMQ management port to KEDA (the RabbitMQ component's NetworkPolicy admits KEDA's
+namespace on 15672), and does not open the cloud firewall for the control plane: the cluster
+does, for `CONTROL_PLANE_PORTS`.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from infra import names
+from infra.namespace import default_deny_args
+from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, network_policy_args, tcp
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -55,6 +63,15 @@ class KedaArgs:
     operator_replicas: int = 1
     """KEDA elects one active operator; 2 only shortens failover (and costs a pod)."""
     operator_memory_limit: str = "512Mi"
+    control_plane_cidrs: tuple[str, ...] = ()
+    """Where the Kubernetes API server is and calls the webhook and metrics server from: the GKE
+    control plane's range (wired by the platform); empty: any address (other clusters)."""
+    queue_monitor: Peer | None = None
+    """The RabbitMQ management API the operator reads queue depth from (wired)."""
+    webhook_replicas: int = 2
+    """Admission webhook pods, on different nodes. The webhook validates every ScaledObject and
+    TriggerAuthentication of the cluster with ``failurePolicy: Fail``: with one pod, a node
+    drain or a crash-looping pod refuses every such write in every namespace until it is back."""
 
     def __post_init__(self) -> None:
         check(
@@ -81,6 +98,12 @@ class KedaArgs:
             self.operator_replicas,
             "1..3",
         )
+        check(
+            2 <= self.webhook_replicas <= 5,
+            "KedaArgs.webhook_replicas",
+            self.webhook_replicas,
+            "2..5 (one replica blocks every ScaledObject write while it is down)",
+        )
 
 
 def _restricted_container() -> dict:
@@ -97,19 +120,73 @@ def _restricted_pod() -> dict:
     return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+WEBHOOK_APP_LABEL = "keda-admission-webhooks"
+"""The ``app`` label the chart puts on the webhook pods (``webhooks.name``)."""
+OPERATOR_APP_LABEL = "keda-operator"
+METRICS_SERVER_APP_LABEL = "keda-operator-metrics-apiserver"
+OPERATOR_GRPC_PORT = 9666
+"""The operator's metrics service, which the metrics API server asks for every value."""
+APP_LABELS = {"operator": OPERATOR_APP_LABEL, "metricServer": METRICS_SERVER_APP_LABEL,
+              "webhooks": WEBHOOK_APP_LABEL}
+"""The chart's ``app`` label of each component's pods (templates/*/deployment.yaml)."""
+
+
+def keda_ingress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
+    """Who may connect to each KEDA pod: the control plane to the webhook and the metrics API
+    server (admission calls, external metrics for the HPA controller), the metrics server to the
+    operator. Kubelet probes are not subject to NetworkPolicy on GKE Dataplane V2."""
+    control_plane = tuple(args.control_plane_cidrs) or ("0.0.0.0/0",)
+    if component == "webhooks":
+        return (Peer(purpose="admission calls from the API server", cidrs=control_plane,
+                     ports=(tcp(WEBHOOK_PORT),)),)
+    if component == "metricServer":
+        return (Peer(purpose="external metrics for the API server", cidrs=control_plane,
+                     ports=(tcp(METRICS_SERVER_PORT),)),)
+    return (Peer(purpose="the metrics API server asking for values",
+                 pod_labels={"app": METRICS_SERVER_APP_LABEL},
+                 ports=(tcp(OPERATOR_GRPC_PORT),)),)
+
+
+def keda_egress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
+    """Where each KEDA pod may send: kube-dns and the API server; the operator also the RabbitMQ
+    management API (queue depth) and the metrics server the operator."""
+    peers = [KUBE_DNS, kubernetes_api(args.control_plane_cidrs)]
+    if component == "operator" and args.queue_monitor is not None:
+        peers.append(args.queue_monitor)
+    if component == "metricServer":
+        peers.append(Peer(purpose="the operator's metrics service",
+                          pod_labels={"app": OPERATOR_APP_LABEL},
+                          ports=(tcp(OPERATOR_GRPC_PORT),)))
+    return tuple(peers)
+
+
+def _spread(app_label: str, topology_key: str, when_unsatisfiable: str) -> dict:
+    return {
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": when_unsatisfiable,
+        "labelSelector": {"matchLabels": {"app": app_label}},
+    }
+
+
 def chart_values(args: KedaArgs) -> dict:
-    """Pure: Helm values for the kedacore/keda chart (its values.yaml layout since 2.10)."""
+    """Pure: Helm values for the kedacore/keda chart (its values.yaml layout since 2.10).
+
+    Helm merges these over the chart's own values.yaml, so a default can only be removed with an
+    explicit null: those live in ``chart_value_deletions`` (a values file, see there)."""
     small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     return {
         "crds": {"install": True},
         "watchNamespace": args.watch_namespace or "",
         "operator": {"replicaCount": args.operator_replicas},
-        # The chart's defaults set only runAsNonRoot at pod level; restricted also needs seccomp
-        # on the pod and every container, or the namespace's admission rejects the pods.
+        # The chart sets seccomp per container and only runAsNonRoot per pod; seccomp and
+        # non-root on the pod as well cover any container a later chart adds (restricted wants
+        # them on the pod or on every container).
         "podSecurityContext": {component: _restricted_pod() for component in KEDA_COMPONENTS},
         "securityContext": {component: _restricted_container() for component in KEDA_COMPONENTS},
-        # The chart's default limits are 1 CPU / 1000Mi per pod; these fit a small platform and
-        # leave CPU unlimited (throttling the metrics server delays every scaling decision).
+        # The chart's default limits are 1 CPU / 1000Mi per pod; these fit a small platform. The
+        # CPU limit is removed (chart_value_deletions): throttling the metrics server delays
+        # every scaling decision, and requests already reserve what the pods need.
         "resources": {
             "operator": {
                 "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -121,10 +198,35 @@ def chart_values(args: KedaArgs) -> dict:
             },
             "webhooks": small,
         },
-        # Reject a malformed ScaledObject at `pulumi up` instead of failing silently later.
-        # The ports are pinned (they are the chart's defaults) because the cluster's firewall
-        # rule for the control plane names them (CONTROL_PLANE_PORTS).
-        "webhooks": {"enabled": True, "failurePolicy": "Fail", "port": WEBHOOK_PORT},
+        # The chart's default (false) lets the operator list and watch every Secret of every
+        # namespace it watches -- the platform's namespace holds the database superuser, the
+        # Erlang cookie and the backup configuration. Restricted, KEDA reads Secrets only from
+        # its own namespace (KEDA_RESTRICT_SECRET_ACCESS; pkg/scaling/resolver/
+        # scale_resolvers.go resolveAuthSecret), through the chart's namespaced Role: there it
+        # finds its certificates and the queue-monitor URL, which is all it needs.
+        "permissions": {
+            "operator": {"restrict": {"secret": True}},
+            "metricServer": {"restrict": {"secret": True}},
+        },
+        # Reject a malformed ScaledObject at `pulumi up` instead of failing silently later
+        # (failurePolicy Fail). The chart's webhook configuration matches every namespace (no
+        # selector value exists), so availability comes from replicas: two pods on different
+        # nodes (and zones when possible) with a disruption budget, so a drain or one crashed
+        # pod never blocks ScaledObject writes cluster-wide. The ports are pinned (they are the
+        # chart's defaults) because the cluster's firewall rule for the control plane names them
+        # (CONTROL_PLANE_PORTS).
+        "webhooks": {
+            "enabled": True,
+            "failurePolicy": "Fail",
+            "port": WEBHOOK_PORT,
+            "replicaCount": args.webhook_replicas,
+        },
+        "topologySpreadConstraints": {
+            "webhooks": [
+                _spread(WEBHOOK_APP_LABEL, "kubernetes.io/hostname", "DoNotSchedule"),
+                _spread(WEBHOOK_APP_LABEL, "topology.kubernetes.io/zone", "ScheduleAnyway"),
+            ],
+        },
         "service": {"portHttpsTarget": METRICS_SERVER_PORT},
         "podDisruptionBudget": {
             "operator": {"maxUnavailable": 1},
@@ -133,6 +235,21 @@ def chart_values(args: KedaArgs) -> dict:
         },
         "logging": {"operator": {"format": "json"}, "webhooks": {"format": "json"}},
     }
+
+
+def chart_value_deletions() -> dict:
+    """Pure: chart defaults removed with an explicit null (Helm: "Deleting a default key").
+
+    Passed as a values FILE, not in ``values``: pulumi-kubernetes drops a null from the
+    ``values`` input before Helm sees it (pulumi/pulumi-kubernetes#3811, #2034), while a YAML
+    file's null reaches Helm's coalescing intact (provider/pkg/provider/helm_release.go
+    decodeRelease merges the files with helm.MergeMaps, which keeps it)."""
+    return {"resources": {component: {"limits": {"cpu": None}}
+                          for component in KEDA_COMPONENTS}}
+
+
+def chart_value_deletions_yaml() -> str:
+    return yaml.safe_dump(chart_value_deletions(), sort_keys=True)
 
 
 def namespace_args(args: KedaArgs) -> k8s.core.v1.NamespaceInitArgs:
@@ -158,6 +275,8 @@ def release_args(args: KedaArgs, namespace: pulumi.Input[str]) -> k8s.helm.v3.Re
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
         namespace=namespace,
         values=chart_values(args),
+        # Applied first; ``values`` are merged over it and never set these keys again.
+        value_yaml_files=[pulumi.StringAsset(chart_value_deletions_yaml())],
         # A failed install or upgrade rolls back instead of leaving half a KEDA behind.
         atomic=True,
         cleanup_on_fail=True,
@@ -170,6 +289,8 @@ class Keda(pulumi.ComponentResource):
     """KEDA (operator, metrics API server, admission webhooks) in its own namespace."""
 
     namespace: pulumi.Output[str]
+    namespace_resource: k8s.core.v1.Namespace
+    """Depend on this before creating objects in KEDA's namespace (the queue-monitor Secret)."""
     release: k8s.helm.v3.Release
     """Depend on this before creating ScaledObjects or TriggerAuthentications."""
 
@@ -183,5 +304,19 @@ class Keda(pulumi.ComponentResource):
             release_args(args, namespace.metadata.name),
             opts=child_options(self, opts),
         )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny", default_deny_args(args.namespace),
+            opts=child_options(self, opts, depends_on=[namespace]))
+        for component, app_label in APP_LABELS.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{app_label}-network-policy",
+                network_policy_args(
+                    app_label, namespace.metadata.name,
+                    names.labels("keda", app_label, component="autoscaler"),
+                    {"app": app_label},
+                    ingress=keda_ingress(args, component),
+                    egress=keda_egress(args, component)),
+                opts=child_options(self, opts, depends_on=[namespace]))
+        self.namespace_resource = namespace
         self.namespace = namespace.metadata.name
         self.register_outputs({"namespace": self.namespace, "release_status": self.release.status})

@@ -6,7 +6,8 @@ server, whoever creates it. Also owns how long deleting it may take: the provide
 namespace is gone, which is after every pod's grace period and after GKE's NEG controller has
 deleted the load balancer's network endpoint groups (their custom resources in the namespace
 carry a finalizer until then), so the cluster and its subnet are deleted only once nothing of the
-Ingress is left. Does not own NetworkPolicies: each component admits its own traffic.
+Ingress is left. Also owns the namespace's default-deny NetworkPolicy (a pod no component
+lists may send and receive nothing); each component admits its own traffic.
 """
 
 from __future__ import annotations
@@ -82,5 +83,21 @@ class PlatformNamespace(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.protect,
                 custom_timeouts=pulumi.CustomTimeouts(delete=delete_timeout(args))))
+        # Every workload has a policy of its own listing what it may reach; this one catches
+        # the rest (a `kubectl run` debugging pod, a future workload without one): no traffic in
+        # or out. Policies add up, so the workloads' own allowances are unaffected.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            default_deny_args(args.name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]))
         self.name = namespace.metadata.name
         self.register_outputs({"name": self.name})
+
+
+def default_deny_args(namespace: pulumi.Input[str]) -> k8s.networking.v1.NetworkPolicyInitArgs:
+    """Pure: selects every pod of the namespace and allows nothing."""
+    return k8s.networking.v1.NetworkPolicyInitArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="default-deny", namespace=namespace),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(),
+            policy_types=["Ingress", "Egress"], ingress=[], egress=[]))

@@ -25,6 +25,7 @@ import pulumi_random as random
 
 from infra import names, pod_security
 from infra.certificates import postgres_spec
+from infra.network_policy import Peer, tcp
 from infra.postgres_config import (
     PostgresSettings,
     ServerTls,
@@ -408,11 +409,19 @@ def service_spec(name: str) -> k8s.core.v1.ServiceSpecArgs:
     )
 
 
+def client_peer(name: str) -> Peer:
+    """The database's port, as a destination of its clients' egress."""
+    return Peer(purpose="the database", pod_labels=selector(name), ports=(tcp(PORT),))
+
+
 def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Pure: only the platform's own pods (the app, workers, pghoard) reach PostgreSQL."""
+    """Pure: only the platform's own pods (the app, workers, pghoard) reach PostgreSQL, and
+    PostgreSQL reaches nothing: it only answers (replies need no rule), resolves no name (its
+    configuration and pg_hba.conf use addresses) and has no standby to stream to."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
-        policy_types=["Ingress"],
+        policy_types=["Ingress", "Egress"],
+        egress=[],
         ingress=[
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                 from_=[
@@ -444,6 +453,8 @@ class PostgresDatabase(pulumi.ComponentResource):
     """Its password (secret)."""
     replication_slot: pulumi.Output[str]
     """Physical replication slot reserved for the backup's WAL stream."""
+    client_peer: Peer
+    """The database port as a NetworkPolicy peer (its clients' egress)."""
     database_url_checksum: pulumi.Output[str]
     """Digest of the application URL without its password (not secret): app pods carry it on
     their template, so a new database name, user or host rolls them."""
@@ -564,6 +575,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                                            host=value, port=PORT, database=settings.database,
                                            ca_file=ca_file)}))
         self.database_url_secret_name = url_secret.metadata.name
+        self.client_peer = client_peer(name)
         self.service_name = service.metadata.name
         self.host = host
         self.backup_user = pulumi.Output.from_input(settings.backup_user)

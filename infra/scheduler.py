@@ -34,7 +34,7 @@ from infra.app_pod import (
     timeout_minutes,
     validate_object_name,
 )
-from infra.app_policies import network_policy_args
+from infra.app_policies import network_policy_args, runtime_egress
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -139,12 +139,14 @@ def job_args(name: str, args: SchedulerJobArgs) -> k8s.batch.v1.JobInitArgs | No
 def scheduler_network_policy_args(
     name: str, args: SchedulerJobArgs
 ) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """The scheduler only publishes to the broker: egress only, no ingress."""
+    """No ingress; egress to kube-dns, the broker (it publishes) and the database (LCS jobs and
+    word-count documents are rows before they are tasks)."""
     return network_policy_args(
         name,
         args.runtime.namespace,
         scheduler_labels(name),
         names.selector_labels(SCHEDULER_APP_NAME, name),
+        egress=runtime_egress(args.runtime),
     )
 
 

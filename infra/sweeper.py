@@ -24,7 +24,7 @@ from infra.app_pod import (
     app_pod_spec,
     object_meta,
 )
-from infra.app_policies import network_policy_args
+from infra.app_policies import network_policy_args, runtime_egress
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -103,11 +103,13 @@ class JobSweeper(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hacelery:sweeper:JobSweeper", name, None, opts)
         child = child_options(self, opts)
-        # Egress only: it talks to the broker and the database, nothing talks to it.
+        # Egress only: it reads stranded rows from the database and publishes them to the
+        # broker (plus kube-dns); nothing talks to it.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             network_policy_args(name, args.runtime.namespace, sweeper_labels(name),
-                                names.selector_labels(SWEEPER_APP_NAME, name)),
+                                names.selector_labels(SWEEPER_APP_NAME, name),
+                                egress=runtime_egress(args.runtime)),
             opts=child,
         )
         cronjob = k8s.batch.v1.CronJob(f"{name}-cronjob", cronjob_args(name, args), opts=child)

@@ -2,13 +2,15 @@
 
 Owns the web Deployment (a `migrate` initContainer, then gunicorn; readiness on /readyz, which
 checks broker and database, liveness on /healthz, which only checks the process), its ClusterIP
-Service, a PodDisruptionBudget and a NetworkPolicy admitting port 8000 only. On GCP stacks it
-also owns the public entry: a GCE Ingress bound by name to the global static IP, a
-Google-managed certificate for the domain, an HTTP-to-HTTPS redirect (FrontendConfig) and a
-BackendConfig for the load balancer's health check and connection draining.
+Service, a PodDisruptionBudget and a NetworkPolicy (port 8000 from the load balancer only). On
+GCP stacks it also owns the public entry: a GCE Ingress bound by name to the global static IP, a
+Google-managed certificate for the domain, a FrontendConfig (HTTP-to-HTTPS redirect, the SSL
+policy) and a BackendConfig (health check, connection draining, IAP, the Cloud Armor policy,
+HSTS), plus the custom OAuth client's Secret when one is configured.
 
 Does not own the global IP or the DNS records (the DNS component does; this takes the address
-NAME), nor the Secrets it references. On `local` there is no Ingress: port-forward the Service.
+NAME), the Cloud Armor and SSL policies or IAP access (``infra/edge.py``; this takes their
+names), nor the Secrets it references. On `local` there is no Ingress: port-forward the Service.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from infra.app_pod import (
     validate_object_name,
     workload_timeouts,
 )
-from infra.app_policies import network_policy_args, pod_disruption_budget_args
+from infra.app_policies import network_policy_args, pod_disruption_budget_args, runtime_egress
+from infra.edge import EdgeBackend
+from infra.network_policy import GOOGLE_LOAD_BALANCER_RANGES, ExternalEgress, Peer, tcp
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -62,6 +66,9 @@ class WebIngressArgs:
     """Name (not IP) of the `gcp.compute.GlobalAddress` the DNS A record points at."""
     connection_draining_seconds: int = 30
     """Load balancer keeps in-flight requests of a leaving pod this long."""
+    edge: EdgeBackend | None = None
+    """Cloud Armor policy, SSL policy, IAP and response headers from ``infra/edge.py`` (wired
+    by the platform). None: the load balancer's defaults (only for tests of this module)."""
 
     def __post_init__(self) -> None:
         check(
@@ -102,6 +109,8 @@ class WebAppArgs:
     """None (local stack): no Ingress, reach the ClusterIP Service by port-forward."""
     termination_grace_period_seconds: int = 45
     """Covers the preStop pause plus gunicorn's graceful worker shutdown."""
+    allowed_egress: tuple[ExternalEgress, ...] = ()
+    """Address blocks outside the cluster the web app may call (``[{cidr, ports}]``)."""
 
     def __post_init__(self) -> None:
         check(
@@ -278,13 +287,42 @@ def managed_certificate_spec(ingress: WebIngressArgs) -> dict:
     return {"domains": [ingress.domain]}
 
 
-def frontend_config_spec() -> dict:
+def frontend_config_spec(ingress: WebIngressArgs | None = None) -> dict:
     # Plain HTTP only answers with a permanent redirect to HTTPS.
-    return {"redirectToHttps": {"enabled": True, "responseCodeName": "MOVED_PERMANENTLY_DEFAULT"}}
+    spec: dict = {"redirectToHttps": {"enabled": True,
+                                      "responseCodeName": "MOVED_PERMANENTLY_DEFAULT"}}
+    if ingress is not None and ingress.edge is not None:
+        # TLS >= 1.2 with the profile's ciphers (the load balancer's default accepts TLS 1.0).
+        spec["sslPolicy"] = ingress.edge.ssl_policy
+    return spec
 
 
-def backend_config_spec(ingress: WebIngressArgs) -> dict:
+def oauth_secret_name(name: str) -> str:
+    return f"{name}-iap-oauth-client"
+
+
+def edge_backend_spec(name: str, edge: EdgeBackend) -> dict:
+    """The BackendConfig fields of the front door (ingress-gce pkg/apis/backendconfig/v1)."""
+    iap: dict = {"enabled": edge.iap_enabled}
+    if edge.iap_enabled and edge.oauth_client_id:
+        # A custom OAuth client, by reference to the Secret (keys client_id, client_secret).
+        iap["oauthclientCredentials"] = {"secretName": oauth_secret_name(name)}
     return {
+        # Explicit `enabled: false` on a public stack: removing the block would leave IAP as
+        # it was on the backend service.
+        "iap": iap,
+        "securityPolicy": {"name": edge.security_policy},
+        # HSTS from the load balancer: it is added to every response the backend serves, also
+        # when a gunicorn worker answers an error, and never on the port-forwarded local
+        # stack, where the app speaks plain HTTP (browsers ignore HSTS over HTTP anyway).
+        "customResponseHeaders": {"headers": list(edge.response_headers)},
+    }
+
+
+def backend_config_spec(ingress: WebIngressArgs, name: str = "web") -> dict:
+    edge = edge_backend_spec(name, ingress.edge) if ingress.edge is not None else {}
+    return {
+        **edge,
         # Explicit, so the load balancer checks the same /readyz as Kubernetes instead of
         # inferring a path (it falls back to "/" when inference fails).
         "healthCheck": {
@@ -300,19 +338,31 @@ def backend_config_spec(ingress: WebIngressArgs) -> dict:
     }
 
 
+def web_ingress(args: WebAppArgs) -> tuple[Peer, ...]:
+    """Who may connect to the web pods. On GCP only Google's load balancer (its proxies, which
+    have run IAP and Cloud Armor, and its health checks): a pod elsewhere in the cluster cannot
+    go around the front door. On `local` nothing: `kubectl port-forward` enters the pod's own
+    network namespace and is not subject to NetworkPolicy."""
+    if args.ingress is None:
+        return ()
+    return (Peer(purpose="Google's load balancer and its health checks",
+                 cidrs=GOOGLE_LOAD_BALANCER_RANGES, ports=(tcp(HTTP_PORT),)),)
+
+
+def web_egress(args: WebAppArgs) -> tuple[Peer, ...]:
+    """kube-dns, the broker (job submission), the database (jobs, the `migrate`
+    initContainer, /readyz) and the configured external blocks."""
+    return (*runtime_egress(args.runtime), *(rule.peer() for rule in args.allowed_egress))
+
+
 def web_network_policy_args(name: str, args: WebAppArgs) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """Port 8000 from anywhere (the load balancer and its health checks come from Google's
-    ranges); everything else in is refused."""
     return network_policy_args(
         name,
         args.runtime.namespace,
         web_labels(name),
         web_selector(name),
-        ingress=[
-            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=HTTP_PORT)]
-            )
-        ],
+        ingress=web_ingress(args),
+        egress=web_egress(args),
     )
 
 
@@ -354,7 +404,7 @@ class WebApp(pulumi.ComponentResource):
                     api_version="cloud.google.com/v1",
                     kind="BackendConfig",
                     metadata=object_meta(backend_config_name(name), namespace, labels),
-                    spec=backend_config_spec(args.ingress),
+                    spec=backend_config_spec(args.ingress, name),
                     opts=child,
                 ),
                 k8s.apiextensions.CustomResource(
@@ -362,7 +412,7 @@ class WebApp(pulumi.ComponentResource):
                     api_version="networking.gke.io/v1beta1",
                     kind="FrontendConfig",
                     metadata=object_meta(frontend_config_name(name), namespace, labels),
-                    spec=frontend_config_spec(),
+                    spec=frontend_config_spec(args.ingress),
                     opts=child,
                 ),
                 k8s.apiextensions.CustomResource(
@@ -374,6 +424,16 @@ class WebApp(pulumi.ComponentResource):
                     opts=child,
                 ),
             ]
+            edge = args.ingress.edge
+            if edge is not None and edge.iap_enabled and edge.oauth_client_id:
+                configs.append(k8s.core.v1.Secret(
+                    f"{name}-iap-oauth-client",
+                    metadata=object_meta(oauth_secret_name(name), namespace, labels),
+                    type="Opaque",
+                    string_data={"client_id": edge.oauth_client_id,
+                                 "client_secret": pulumi.Output.secret(
+                                     edge.oauth_client_secret)},
+                    opts=child))
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 ingress_args(name, args),

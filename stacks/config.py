@@ -40,6 +40,7 @@ from infra.gke import AuthorizedNetwork, GkeClusterArgs, NodePoolArgs
 from stacks.config_problems import ConfigError, Problems, yaml_hint
 from stacks.config_shape import (
     APP_SECRETS_KEY,
+    IAP_SECRET_KEY,
     OWN_KEYS,
     PROJECT,
     TEXT_KEYS,
@@ -83,6 +84,8 @@ class StackConfig:
     kube_context: str | None = None
     app_secret_values: Any = None
     """``ha-celery:appSecrets`` as a secret Output (values never leave it), or None."""
+    iap_oauth_client_secret: Any = None
+    """``ha-celery:iapOAuthClientSecret`` as a secret Output, or None."""
     workloads: WorkloadConfig | None = None
     """Everything that runs in the cluster. Fields the platform wires from other components'
     outputs (namespace, image, Secret names, hosts) hold placeholders here and are replaced by
@@ -112,6 +115,7 @@ def parse(values: Mapping[str, Any], stack: str) -> StackConfig:
 def _parse(values: Mapping[str, Any], stack: str, problems: Problems) -> StackConfig:
     own, gcp = split_namespaces(values)
     secret_names = own.pop(APP_SECRETS_KEY, None)
+    iap_secret_set = own.pop(IAP_SECRET_KEY, None) is not None
     valid = validate_top_level(own, gcp, problems)
     # The stack-level scalars: checked here (the shape only says "text").
     version = _kubernetes_version(problems, own)
@@ -135,7 +139,8 @@ def _parse(values: Mapping[str, Any], stack: str, problems: Problems) -> StackCo
                              "nothing: the local stack creates no GCP resources (remove it)")
 
     names = app_secret_names(problems, secret_names, raw.app)
-    workloads = build_workloads(raw, stack, platform, context, dns, names, problems)
+    workloads = build_workloads(raw, stack, platform, context, dns, names, problems,
+                                iap_secret_set=iap_secret_set)
     if problems:
         raise ConfigError(stack, problems.items)
     assert platform is not None and workloads is not None
@@ -299,6 +304,13 @@ def load(stack: str | None = None) -> StackConfig:
             values[full_key] = gcp.get(key) if key in ("project", "region") else None
         elif namespace != PROJECT or key == APP_SECRETS_KEY:
             continue
+        elif key == IAP_SECRET_KEY:
+            # Its value is never read in the clear: parse learns only that it is set.
+            if not runtime_config.is_config_secret(full_key):
+                problems.note(full_key, "stored in plain text; set it encrypted with `pulumi "
+                              f"config set --secret {full_key} VALUE` (and rotate it: the "
+                              "plain value is in the stack file's history)")
+            values[full_key] = "set"
         elif key in TEXT_KEYS or key not in OWN_KEYS:
             values[full_key] = own.get(key)
         else:
@@ -326,7 +338,10 @@ def load(stack: str | None = None) -> StackConfig:
             values[f"{PROJECT}:{APP_SECRETS_KEY}"] = dict.fromkeys(secrets)
             app_secret_values = own.get_secret_object(APP_SECRETS_KEY)
     config = _parse(values, stack, problems)
-    return dataclasses.replace(config, app_secret_values=app_secret_values)
+    iap_secret = own.get_secret(IAP_SECRET_KEY) if f"{PROJECT}:{IAP_SECRET_KEY}" in values \
+        else None
+    return dataclasses.replace(config, app_secret_values=app_secret_values,
+                               iap_oauth_client_secret=iap_secret)
 
 
 __all__ = ["PROJECT", "SUPPORTED_KUBERNETES_VERSIONS", "ConfigError", "StackConfig",

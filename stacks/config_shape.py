@@ -113,6 +113,10 @@ class StackShape(_Shape):
     scheduler: dict[str, Any] | None = None
     sweeper: dict[str, Any] | None = None
     tls: dict[str, Any] | None = None
+    access: dict[str, Any] | None = None
+    """Who may use the app through IAP (GCP stacks); checked against ``WebAccessArgs``."""
+    edge: dict[str, Any] | None = None
+    """Cloud Armor limits, TLS policy, HSTS (GCP stacks); checked against ``EdgeArgs``."""
     app: dict[str, Any] | None = None
     """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); each value is checked
     (and credentials refused) by ``stacks/config_workloads.py``."""
@@ -123,6 +127,10 @@ OWN_KEYS = {to_camel(name): name for name in StackShape.model_fields if name not
 """Top-level `ha-celery:` keys as written in a stack file -> ``StackShape`` field."""
 APP_SECRETS_KEY = "appSecrets"
 """Read by ``load`` as a secret (only its names reach ``parse``)."""
+IAP_SECRET_KEY = "iapOAuthClientSecret"
+"""The custom IAP OAuth client's secret: read by ``load`` as a secret (``parse`` only learns
+whether it is set)."""
+SECRET_KEYS = (APP_SECRETS_KEY, IAP_SECRET_KEY)
 
 
 def _is_text(annotation: Any) -> bool:
@@ -224,7 +232,7 @@ def validate_top_level(own: Mapping[str, Any], gcp: Mapping[str, Any],
             continue  # checked by _kubernetes_version, which knows what YAML did to it
         name = OWN_KEYS.get(key)
         if name is None:
-            problems.unknown(f"{PROJECT}:{key}", key, [*OWN_KEYS, APP_SECRETS_KEY],
+            problems.unknown(f"{PROJECT}:{key}", key, [*OWN_KEYS, *SECRET_KEYS],
                              qualifier=f"{PROJECT}:")
             continue
         annotation = StackShape.model_fields[name].annotation
@@ -278,7 +286,7 @@ def split_namespaces(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 def shape_keys() -> dict[str, tuple[str, ...]]:
     """The fixed-shape settings and their keys as written: top level, cluster, dns, local."""
     reference: dict[str, tuple[str, ...]] = {
-        PROJECT: (*OWN_KEYS, APP_SECRETS_KEY),
+        PROJECT: (*OWN_KEYS, *SECRET_KEYS),
         "gcp": tuple(GCP_FIELDS.values()),
     }
     for key, model in (("cluster", ClusterShape), ("cluster.nodePools", _NodePool),

@@ -1,6 +1,7 @@
 """The workload sections of a stack file (``ha-celery:rabbitmq``, ``postgres``, ``backup``,
 ``workers``, ``web``, ``flower``, ``scheduler``, ``sweeper``, ``keda``, ``image``, ``app``,
-``appSecrets``) turned into the components' Args.
+``appSecrets``, and the front door's ``access`` and ``edge`` with ``iapOAuthClientSecret``)
+turned into the components' Args.
 
 Each section is checked field by field against its Args' own types (``_SECTIONS`` below), so a
 new Args field is a new setting without touching this module; fields the platform wires from
@@ -35,6 +36,7 @@ from infra.celery import (
 )
 from infra.certificates import CertificatePolicy
 from infra.dns import DnsArgs
+from infra.edge import EdgeArgs, WebAccessArgs, app_max_body_bytes
 from infra.flower import FlowerArgs
 from infra.images import AppImageArgs, ImageBuildArgs
 from infra.keda import KedaArgs
@@ -44,7 +46,14 @@ from infra.scheduler import SchedulerJobArgs
 from infra.sweeper import JobSweeperArgs
 from infra.web import WebAppArgs, WebIngressArgs
 from stacks.config_problems import Problems, closest, expected_from_pydantic, yaml_hint
-from stacks.config_shape import APP_SECRETS_KEY, PROJECT, StackShape, given, snake
+from stacks.config_shape import (
+    APP_SECRETS_KEY,
+    IAP_SECRET_KEY,
+    PROJECT,
+    StackShape,
+    given,
+    snake,
+)
 from stacks.credentials import credential_reason
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -78,6 +87,9 @@ class WorkloadConfig:
     sweeper: JobSweeperArgs
     certificates: CertificatePolicy = dataclasses.field(default_factory=CertificatePolicy)
     """Validity and renewal of the stack CA's certificates (``ha-celery:tls``)."""
+    access: WebAccessArgs | None = None
+    """Who may use the app (GCP stacks with a domain); None: no public entry at all."""
+    edge: EdgeArgs | None = None
     app_secret_names: tuple[str, ...] = ()
     """Environment variables the app pods read from the `app-secrets` Secret."""
 
@@ -118,10 +130,15 @@ class _Section:
 _IMAGE_BUILD = _Section(ImageBuildArgs, frozenset({
     "project", "location", "context_path", "dockerfile_path", "image_name"}),
     hidden=frozenset({"reader_service_account"}))
-_KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",))
+_KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",),
+                 # Wired by the platform from the cluster and the broker.
+                 hidden=frozenset({"control_plane_cidrs", "queue_monitor"}))
 # `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
-    "namespace", "zones", "management_client_namespaces", "protect"}))
+    "namespace", "zones", "management_client_namespaces", "protect",
+    "queue_monitor_secret_namespace"}),
+    # Wired by the platform from the cluster (the control plane's range).
+    hidden=frozenset({"kubernetes_api_cidrs"}))
 _POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}),
                      hidden=frozenset({"certificate_authority"}))
 _TLS = _Section(CertificatePolicy)
@@ -132,7 +149,9 @@ _BACKUP = _Section(PgHoardBackupArgs, frozenset({
     "replication_password", "replication_slot", "postgres_major_version"}),
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.
-    hidden=frozenset({"database_port", "site", "trust_bundle"}), nested=("image", "storage"))
+    hidden=frozenset({"database_port", "site", "trust_bundle", "database_peer",
+                      "database_volume_gib"}),
+    nested=("image", "storage"))
 _WORKER_POOL = _Section(WorkerPoolArgs, frozenset({"runtime", "queue"}),
                         hidden=frozenset({"autoscaling"}),
                         extra=("messages_per_replica", "polling_interval_seconds",
@@ -141,12 +160,16 @@ _WEB = _Section(WebAppArgs, frozenset({"runtime", "ingress"}))
 _FLOWER = _Section(FlowerArgs, frozenset({"runtime"}))
 _SCHEDULER = _Section(SchedulerJobArgs, frozenset({"runtime"}))
 _SWEEPER = _Section(JobSweeperArgs, frozenset({"runtime"}))
+_ACCESS = _Section(WebAccessArgs)
+# The body limit follows the app's own (LCS_MAX_INPUT_CHARS), so it is not a setting.
+_EDGE = _Section(EdgeArgs, frozenset({"max_body_bytes"}))
 
 _SECTIONS: tuple[tuple[str, _Section], ...] = (
     ("image.build", _IMAGE_BUILD), ("keda", _KEDA), ("rabbitmq", _RABBITMQ),
     ("postgres", _POSTGRES), ("backup", _BACKUP), ("backup.storage", _GCS_STORAGE),
     ("backup.storage", _LOCAL_STORAGE), ("workers.<queue>", _WORKER_POOL), ("web", _WEB),
     ("flower", _FLOWER), ("scheduler", _SCHEDULER), ("sweeper", _SWEEPER), ("tls", _TLS),
+    ("access", _ACCESS), ("edge", _EDGE),
 )
 """Every workload section, for ``settable_keys`` (the README's settings table is tested
 against it)."""
@@ -371,9 +394,47 @@ def app_secret_names(problems: Problems, raw: Any,
     return tuple(sorted(names))
 
 
+def _front_door(problems: Problems, raw: StackShape, platform: str | None,
+                dns: DnsArgs | None, app_settings: Mapping[str, str], *, iap_secret_set: bool
+                ) -> tuple[WebAccessArgs | None, EdgeArgs | None]:
+    """``ha-celery:access`` and ``ha-celery:edge``: only where there is a public entry (a GCP
+    stack with a domain). Without either section such a stack gets IAP with nobody allowed and
+    the default edge: public reachability only by explicit config."""
+    entry = platform == "gcp" and dns is not None
+    for key, value in (("access", raw.access), ("edge", raw.edge)):
+        if value is not None and not entry and platform is not None:
+            why = ("the local stack has no load balancer; reach the app with `kubectl "
+                   "port-forward svc/web 8000:80`" if platform == "local" else
+                   "this stack has no public entry without ha-celery:dns")
+            problems.note(f"{PROJECT}:{key}", f"only on GCP stacks with a domain: {why} (remove "
+                          "it)")
+    secret_key = f"{PROJECT}:{IAP_SECRET_KEY}"
+    if not entry:
+        if iap_secret_set:
+            problems.note(secret_key, "set, but this stack has no IAP (remove it)")
+        return None, None
+    access, _ = _section(problems, "access", _ACCESS, raw.access, {})
+    if access is not None and access.oauth_client_id and not iap_secret_set:
+        problems.note(f"{PROJECT}:access.oauthClientId", "the custom OAuth client needs its "
+                      f"secret: `pulumi config set --secret {secret_key} CLIENT_SECRET`")
+    if access is not None and iap_secret_set and not access.oauth_client_id:
+        problems.note(secret_key, "set, but ha-celery:access.oauthClientId is not: set the "
+                      "client id too, or remove the secret to use Google's managed OAuth client")
+    try:
+        from app.settings import AppSettings, SettingsError
+
+        chars = AppSettings.from_environ(app_settings).lcs_max_input_chars
+    except SettingsError:  # reported with the app's own checks; a stand-in keeps going
+        chars = AppSettings().lcs_max_input_chars
+    edge, _ = _section(problems, "edge", _EDGE, raw.edge,
+                       {"max_body_bytes": app_max_body_bytes(chars)})
+    return access, edge
+
+
 def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpContext | None,
                     dns: DnsArgs | None, secret_names: tuple[str, ...],
-                    problems: Problems) -> WorkloadConfig | None:
+                    problems: Problems, *, iap_secret_set: bool = False
+                    ) -> WorkloadConfig | None:
     """Every workload section as Args, or None if any problem was found (in them or before)."""
     from app.settings import QUEUES
 
@@ -407,8 +468,10 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
         keda, _ = _section(problems, "keda", _KEDA, keda_raw, {"watch_namespace": namespace})
     rabbitmq, _ = _section(problems, "rabbitmq", _RABBITMQ, raw.rabbitmq, {
         "namespace": namespace, "zones": gcp.zones if gcp else (), "protect": raw.protect,
-        # KEDA's operator reads queue depth from the management API, from its own namespace.
-        "management_client_namespaces": (keda.namespace,) if keda else ()})
+        # KEDA's operator reads queue depth from the management API, from its own namespace,
+        # with credentials it may only read there.
+        "management_client_namespaces": (keda.namespace,) if keda else (),
+        "queue_monitor_secret_namespace": keda.namespace if keda else None})
     postgres, _ = _section(problems, "postgres", _POSTGRES, raw.postgres,
                            {"namespace": namespace, "protect": raw.protect})
 
@@ -474,9 +537,13 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
                                 {"runtime": runtime})
         sweeper, _ = _section(problems, "sweeper", _SWEEPER, raw.sweeper, {"runtime": runtime})
     certificates, _ = _section(problems, "tls", _TLS, raw.tls, {})
+    access, edge = _front_door(problems, raw, platform, dns,
+                               runtime.settings if runtime is not None else {},
+                               iap_secret_set=iap_secret_set)
     if problems:
         return None
-    return WorkloadConfig(app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
+    return WorkloadConfig(access=access, edge=edge, app_image=app_image,
+                          pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
                           flower=flower, scheduler=scheduler, sweeper=sweeper,
                           certificates=certificates, app_secret_names=secret_names)
@@ -498,6 +565,10 @@ def section_keys() -> dict[str, tuple[str, ...]]:
                                                 *(to_camel(n) for n in names))))
         for name in spec.settable():
             nested = _field_type(spec.args, name)
+            # `RestoreRequest | None`: the optional nested section is a section too.
+            options = [a for a in typing.get_args(nested) if a is not type(None)]
+            if len(options) == 1 and dataclasses.is_dataclass(options[0]):
+                nested = options[0]
             if dataclasses.is_dataclass(nested):
                 reference[f"{entry}.{to_camel(name)}"] = tuple(
                     to_camel(f.name) for f in dataclasses.fields(nested))

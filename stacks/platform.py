@@ -18,14 +18,18 @@ from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.backup import PgHoardBackup
 from infra.celery import AppRuntimeArgs, QueueAutoscalingArgs, SecretKeyRef, WorkerPool
 from infra.dns import PublicDns
+from infra.edge import WebEdge, WebEdgeArgs
 from infra.flower import Flower
 from infra.gke import GkeCluster
+from infra.google_apis import PrivateGoogleApis, PrivateGoogleApisArgs
 from infra.images import AppImage
 from infra.keda import CONTROL_PLANE_PORTS as KEDA_CONTROL_PLANE_PORTS
 from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
+from infra.network_policy import Peer, tcp
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
-from infra.rabbitmq import BROKER_URL_KEY, RabbitMQCluster
+from infra.rabbitmq import BROKER_URL_KEY, MANAGEMENT_PORT, ObjectNames, RabbitMQCluster
+from infra.rabbitmq import selector as rabbitmq_selector
 from infra.scheduler import SchedulerJob
 from infra.sweeper import JobSweeper
 from infra.tls import (
@@ -50,6 +54,10 @@ PROVIDER_SETTINGS = {
 }
 
 
+RABBITMQ = "rabbitmq"
+"""The broker component's name (its objects' names and pod labels derive from it)."""
+
+
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
     """The provider every Kubernetes object of the stack is created with."""
     if gke is not None:
@@ -65,6 +73,30 @@ def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Prov
     # local: no kubeconfig passed, so the provider reads ~/.kube/config (or $KUBECONFIG) and
     # uses the named context, or the current one.
     return k8s.Provider("kubernetes", context=config.kube_context, **PROVIDER_SETTINGS)
+
+
+def kubernetes_api_cidrs(config: StackConfig) -> tuple[str, ...]:
+    """Where pods reach the Kubernetes API: the private control plane's range on GCP; unknown
+    (any address) on `local`."""
+    return (config.gke.master_ipv4_cidr,) if config.gke is not None else ()
+
+
+def management_peer(namespace: str) -> Peer:
+    """The RabbitMQ management API (queue depth for KEDA), in the platform's namespace."""
+    return Peer(purpose="RabbitMQ's management API (queue depth)", namespace=namespace,
+                pod_labels=rabbitmq_selector(ObjectNames(RABBITMQ)),
+                ports=(tcp(MANAGEMENT_PORT),))
+
+
+def front_door(config: StackConfig, workloads: WorkloadConfig, domain: str) -> WebEdge | None:
+    """IAP, Cloud Armor and the TLS policy in front of the web app (GCP stacks with a domain)."""
+    if workloads.access is None or workloads.edge is None or config.gke is None:
+        return None
+    return WebEdge("web-edge", WebEdgeArgs(
+        project=config.gke.project, domain=domain, access=workloads.access,
+        edge=workloads.edge,
+        oauth_client_secret=(config.iap_oauth_client_secret
+                             if workloads.access.oauth_client_id else None)))
 
 
 def longest_grace(workloads: WorkloadConfig | None) -> int:
@@ -91,6 +123,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
             gke_args = dataclasses.replace(gke_args, control_plane_ingress_ports=tuple(
                 sorted({*gke_args.control_plane_ingress_ports, *KEDA_CONTROL_PLANE_PORTS})))
         gke = GkeCluster("gke", gke_args)
+        # Pods reach Google APIs at one private range, which their NetworkPolicies can name.
+        # Workloads wait for the zone: pghoard's first upload must not go to a public address
+        # its policy refuses.
+        google_apis = PrivateGoogleApis("google-apis", PrivateGoogleApisArgs(
+            project=gke_args.project, network=gke.network_id))
+        gke.workload_prerequisites.extend(google_apis.records)
         outputs["cluster_name"] = gke.cluster_name
         outputs["kubeconfig"] = gke.kubeconfig
         if config.dns is not None:
@@ -127,7 +165,15 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         stack=config.stack, policy=workloads.certificates))
     trust_bundle = TrustBundle("trust-bundle", TrustBundleArgs(namespace=config.namespace),
                                ca=authority, opts=opts)
-    rabbitmq = RabbitMQCluster("rabbitmq", workloads.rabbitmq, opts=opts)
+    keda = Keda("keda", replace(
+        workloads.keda, control_plane_cidrs=kubernetes_api_cidrs(config),
+        queue_monitor=management_peer(config.namespace),
+    ), opts=pulumi.ResourceOptions(provider=opts.provider)) if workloads.keda else None
+    # The queue-monitor Secret goes into KEDA's namespace (the only one KEDA may read).
+    rabbitmq = RabbitMQCluster(RABBITMQ, replace(
+        workloads.rabbitmq, kubernetes_api_cidrs=kubernetes_api_cidrs(config),
+    ), opts=pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(depends_on=[keda.namespace_resource] if keda else [])))
     postgres = PostgresDatabase("postgres", replace(
         workloads.postgres, certificate_authority=authority), opts=opts)
     # The app's pods need the broker and the database from their first second (the migrate
@@ -145,6 +191,8 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         replication_password=postgres.backup_password,
         replication_slot=postgres.replication_slot,
         trust_bundle=trust_bundle.config_map_name,
+        database_peer=postgres.client_peer,
+        database_volume_gib=workloads.postgres.storage_size_gib,
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
@@ -164,13 +212,13 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         settings=workloads.web.runtime.settings,
         secret_settings=secret_settings,
         trust_bundle=trust_bundle.config_map_name,
+        broker_peer=rabbitmq.amqp_peer,
+        database_peer=postgres.client_peer,
         secrets_checksum=pulumi.Output.all(
             rabbitmq.broker_url_checksum, postgres.database_url_checksum, app_secrets_checksum,
         ).apply(lambda parts: secrets_checksum(*parts)),
     )
 
-    keda = Keda("keda", workloads.keda, opts=pulumi.ResourceOptions(
-        provider=opts.provider)) if workloads.keda else None
     for queue, pool in workloads.workers.items():
         scaling = pool.autoscaling
         if isinstance(scaling, QueueAutoscalingArgs):
@@ -181,10 +229,17 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                    opts=after_broker_and_database)
 
     ingress = workloads.web.ingress
+    web_opts = after_broker_and_database
     if ingress is not None and dns is not None:
-        ingress = replace(ingress, global_address_name=dns.address_name)
+        edge = front_door(config, workloads, ingress.domain)
+        ingress = replace(ingress, global_address_name=dns.address_name,
+                          edge=edge.backend if edge else None)
+        if edge is not None:
+            # The Ingress controller attaches the policies by name: they must exist first.
+            web_opts = pulumi.ResourceOptions.merge(web_opts,
+                                                    pulumi.ResourceOptions(depends_on=[edge]))
     web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress),
-                 opts=after_broker_and_database)
+                 opts=web_opts)
     flower = Flower("flower", replace(workloads.flower, runtime=runtime),
                     opts=after_broker_and_database)
     SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime),

@@ -53,8 +53,9 @@ TERRAFORM_TYPES = {
     "gcp:container/nodePool:NodePool": "google_container_node_pool",
     "gcp:dns/managedZone:ManagedZone": "google_dns_managed_zone",
     "gcp:dns/recordSet:RecordSet": "google_dns_record_set",
-    "gcp:iap/webBackendServiceIamMember:WebBackendServiceIamMember": (
-        "google_iap_web_backend_service_iam_member"
+    "gcp:iap/settings:Settings": "google_iap_settings",
+    "gcp:iap/webTypeComputeIamBinding:WebTypeComputeIamBinding": (
+        "google_iap_web_type_compute_iam_binding"
     ),
     "gcp:projects/iAMAuditConfig:IAMAuditConfig": "google_project_iam_audit_config",
     "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",

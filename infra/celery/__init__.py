@@ -44,10 +44,9 @@ from infra.app_pod import (
     validate_object_name,
 )
 from infra.app_policies import (
-    dns_egress_rule,
     network_policy_args,
-    platform_egress_rule,
     pod_disruption_budget_args,
+    runtime_egress,
 )
 from infra.celery.args import (
     LOG_LEVELS,
@@ -61,6 +60,7 @@ from infra.celery.args import (
     soft_shutdown_timeout_seconds,
 )
 from infra.celery.autoscaling import (
+    cluster_trigger_authentication_name,
     cpu_autoscaler_args,
     scale_behavior,
     scaled_object_spec,
@@ -71,6 +71,7 @@ from infra.celery.worker import (
     worker_command,
     worker_container,
     worker_deployment_args,
+    worker_egress,
     worker_labels,
     worker_liveness_probe,
     worker_network_policy_args,
@@ -104,14 +105,14 @@ __all__ = [
     "app_container",
     "app_environment",
     "app_pod_spec",
+    "cluster_trigger_authentication_name",
     "cpu_autoscaler_args",
-    "dns_egress_rule",
     "migrate_container",
     "network_policy_args",
     "object_meta",
-    "platform_egress_rule",
     "pod_disruption_budget_args",
     "resource_requirements",
+    "runtime_egress",
     "scale_behavior",
     "scaled_object_spec",
     "secret_env",
@@ -123,6 +124,7 @@ __all__ = [
     "worker_command",
     "worker_container",
     "worker_deployment_args",
+    "worker_egress",
     "worker_labels",
     "worker_liveness_probe",
     "worker_network_policy_args",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from infra.app_pod import AppRuntimeArgs, ContainerResources, SecretKeyRef
+from infra.network_policy import ExternalEgress
 from infra.validation import check
 
 WORKER_APP_NAME = "celery-worker"
@@ -116,6 +117,9 @@ class WorkerPoolArgs:
     heartbeat_max_age_seconds: int = 60
     """Liveness fails when the worker's heartbeat file is older than this."""
     log_level: str = "INFO"
+    allowed_egress: tuple[ExternalEgress, ...] = ()
+    """Address blocks outside the cluster the tasks may call (``[{cidr, ports}]``); by default
+    a worker may reach kube-dns, the broker and the database only."""
 
     def __post_init__(self) -> None:
         owner = "WorkerPoolArgs"

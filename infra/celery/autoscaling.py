@@ -1,4 +1,4 @@
-"""How a worker pool scales: KEDA's ScaledObject and TriggerAuthentication on (ready +
+"""How a worker pool scales: KEDA's ScaledObject and ClusterTriggerAuthentication on (ready +
 unacknowledged) queue depth, or the CPU HorizontalPodAutoscaler without KEDA, both with the same
 scale-up/scale-down behaviour.
 
@@ -42,8 +42,14 @@ def scale_behavior(args: WorkerPoolArgs) -> dict:
     }
 
 
+def cluster_trigger_authentication_name(namespace: str, name: str) -> str:
+    """Cluster-scoped, so the namespace is part of the name (two platforms in one cluster)."""
+    return f"{namespace}-{name}"
+
+
 def trigger_authentication_spec(autoscaling: QueueAutoscalingArgs) -> dict:
-    """Pure: KEDA reads the management-API URL (with its password) from the Secret itself."""
+    """Pure: KEDA reads the management-API URL (with its password) from the Secret itself, in
+    KEDA's own namespace (its Secret access is restricted to it, see ``infra/keda.py``)."""
     return {
         "secretTargetRef": [
             {
@@ -88,7 +94,10 @@ def scaled_object_spec(name: str, args: WorkerPoolArgs, trigger_authentication: 
                     # progress and must keep their workers.
                     "excludeUnacknowledged": "false",
                 },
-                "authenticationRef": {"name": trigger_authentication},
+                "authenticationRef": {
+                    "name": trigger_authentication,
+                    "kind": "ClusterTriggerAuthentication",
+                },
             }
         ],
     }

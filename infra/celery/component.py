@@ -11,6 +11,7 @@ from infra.app_pod import object_meta, validate_object_name, workload_timeouts
 from infra.app_policies import pod_disruption_budget_args
 from infra.celery.args import QueueAutoscalingArgs, WorkerPoolArgs
 from infra.celery.autoscaling import (
+    cluster_trigger_authentication_name,
     cpu_autoscaler_args,
     scaled_object_spec,
     trigger_authentication_spec,
@@ -59,12 +60,15 @@ class WorkerPool(pulumi.ComponentResource):
         if isinstance(args.autoscaling, QueueAutoscalingArgs):
             self.autoscaler_kind = "ScaledObject"
             keda_ready = child_options(self, opts, depends_on=list(args.autoscaling.depends_on))
-            auth_name = f"{name}-keda-auth"
+            # Cluster-scoped: KEDA's Secret access is restricted to its own namespace, where
+            # the queue-monitor Secret lives, and a ClusterTriggerAuthentication is how KEDA
+            # resolves a Secret there for a ScaledObject in another namespace.
+            auth_name = cluster_trigger_authentication_name(namespace, name)
             k8s.apiextensions.CustomResource(
                 f"{name}-trigger-auth",
                 api_version="keda.sh/v1alpha1",
-                kind="TriggerAuthentication",
-                metadata=object_meta(auth_name, namespace, labels),
+                kind="ClusterTriggerAuthentication",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=auth_name, labels=labels),
                 spec=trigger_authentication_spec(args.autoscaling),
                 opts=keda_ready,
             )

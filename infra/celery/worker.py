@@ -21,8 +21,9 @@ from infra.app_pod import (
     object_meta,
     pod_template_metadata,
 )
-from infra.app_policies import network_policy_args
+from infra.app_policies import network_policy_args, runtime_egress
 from infra.celery.args import WORKER_APP_NAME, WorkerPoolArgs
+from infra.network_policy import Peer
 
 
 def worker_labels(name: str) -> dict[str, str]:
@@ -154,7 +155,14 @@ def worker_deployment_args(name: str, args: WorkerPoolArgs) -> k8s.apps.v1.Deplo
 def worker_network_policy_args(
     name: str, args: WorkerPoolArgs
 ) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """Workers only call out (broker, database, DNS); nothing may connect to them."""
+    """Workers only call out; nothing may connect to them."""
     return network_policy_args(
-        name, args.runtime.namespace, worker_labels(name), worker_selector(name)
+        name, args.runtime.namespace, worker_labels(name), worker_selector(name),
+        egress=worker_egress(args),
     )
+
+
+def worker_egress(args: WorkerPoolArgs) -> tuple[Peer, ...]:
+    """Everything a worker may send to: kube-dns, the broker, the database (task state, chord
+    results, the `migrate` initContainer) and the blocks its tasks are configured to call."""
+    return (*runtime_egress(args.runtime), *(rule.peer() for rule in args.allowed_egress))

@@ -59,7 +59,13 @@ from infra.rabbitmq.files import (
     runtime_checksum,
     server_secret_data,
 )
-from infra.rabbitmq.network import client_service_args, headless_service_args, network_policy_spec
+from infra.rabbitmq.network import (
+    amqp_peer,
+    client_service_args,
+    headless_service_args,
+    network_policy_spec,
+    rabbitmq_egress,
+)
 from infra.rabbitmq.statefulset import (
     affinity,
     container,
@@ -89,6 +95,7 @@ __all__ = [
     "RabbitMQCluster",
     "RabbitMQClusterArgs",
     "affinity",
+    "amqp_peer",
     "broker_settings",
     "broker_url",
     "broker_url_checksum",
@@ -104,6 +111,7 @@ __all__ = [
     "pod_disruption_budget_spec",
     "quantity_bytes",
     "queue_monitor_url",
+    "rabbitmq_egress",
     "role_rules",
     "runtime_checksum",
     "selector",

@@ -75,6 +75,13 @@ class RabbitMQClusterArgs:
     management_client_namespaces: tuple[str, ...] = ()
     """Other namespaces whose pods may reach management (15672) and metrics (15692), e.g.
     KEDA's (queue-depth autoscaling) or Prometheus'. The platform's own namespace always may."""
+    kubernetes_api_cidrs: tuple[str, ...] = ()
+    """Where the Kubernetes API server is (peer discovery asks it for the other pods): the GKE
+    control plane's range, wired by the platform; empty: any address on 443/6443 (local)."""
+    queue_monitor_secret_namespace: str | None = None
+    """Where the queue-monitor Secret (the read-only management-API URL) is created; None: the
+    cluster's own namespace. KEDA reads Secrets only from its own namespace, so the platform
+    puts it there, and nothing in the platform's namespace is readable by KEDA."""
     delivery_limit: int = 20
     """Redeliveries before a message is dead-lettered (a task that crashes its worker)."""
     dead_letter_queue: str = "dead-letter"
@@ -188,6 +195,13 @@ class RabbitMQClusterArgs:
             "a name different from app_username and admin_username",
         )
         check(
+            self.queue_monitor_secret_namespace is None
+            or bool(_DNS_LABEL.match(self.queue_monitor_secret_namespace)),
+            f"{cls}.queue_monitor_secret_namespace",
+            self.queue_monitor_secret_namespace,
+            "None or a namespace name (DNS label)",
+        )
+        check(
             all(_DNS_LABEL.match(namespace) for namespace in self.management_client_namespaces),
             f"{cls}.management_client_namespaces",
             self.management_client_namespaces,
@@ -296,6 +310,5 @@ def object_labels(names: ObjectNames, args: RabbitMQClusterArgs) -> dict[str, st
 def metadata(
     name: str, names: ObjectNames, args: RabbitMQClusterArgs, **extra
 ) -> k8s.meta.v1.ObjectMetaArgs:
-    return k8s.meta.v1.ObjectMetaArgs(
-        name=name, namespace=args.namespace, labels=object_labels(names, args), **extra
-    )
+    extra.setdefault("namespace", args.namespace)
+    return k8s.meta.v1.ObjectMetaArgs(name=name, labels=object_labels(names, args), **extra)

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.app_pod import timeout_minutes
+from infra.network_policy import Peer
 from infra.rabbitmq.args import (
     ADMIN_PASSWORD_KEY,
     ADMIN_USERNAME_KEY,
@@ -32,6 +33,7 @@ from infra.rabbitmq.files import (
     server_secret_data,
 )
 from infra.rabbitmq.network import (
+    amqp_peer,
     client_service_args,
     headless_service_args,
     network_policy_spec,
@@ -60,6 +62,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
     admin_secret_name: pulumi.Output[str]
     """Kubernetes Secret with the administrator's `username` and `password`."""
     queue_monitor_secret_name: pulumi.Output[str]
+    amqp_peer: Peer
+    """The brokers' AMQP port as a NetworkPolicy peer (app pods' egress)."""
     """Kubernetes Secret with the monitor user's management-API URL under QUEUE_MONITOR_URL_KEY
     (KEDA's RabbitMQ scaler, protocol http)."""
     statefulset_name: pulumi.Output[str]
@@ -85,11 +89,14 @@ class RabbitMQCluster(pulumi.ComponentResource):
         app_password = password("app-password", 32)
         monitor_password = password("monitor-password", 32)
 
-        def secret(suffix: str, object_name: str,
-                   data: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+        def secret(suffix: str, object_name: str, data: dict[str, pulumi.Input[str]],
+                   namespace: str | None = None) -> k8s.core.v1.Secret:
             # Each value is marked secret on its own, so the keys stay reviewable in a plan.
+            meta = metadata(object_name, names, args)
+            if namespace is not None:
+                meta = metadata(object_name, names, args, namespace=namespace)
             return k8s.core.v1.Secret(
-                f"{name}-{suffix}", metadata=metadata(object_name, names, args), type="Opaque",
+                f"{name}-{suffix}", metadata=meta, type="Opaque",
                 string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
                 opts=child)
 
@@ -110,7 +117,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
         monitor_secret = secret(
             "queue-monitor", names.queue_monitor_secret,
             {QUEUE_MONITOR_URL_KEY: monitor_password.result.apply(
-                lambda p: queue_monitor_url(names, args, p))})
+                lambda p: queue_monitor_url(names, args, p))},
+            namespace=args.queue_monitor_secret_namespace)
 
         data = config_map_data(names, args)
         config_map = k8s.core.v1.ConfigMap(
@@ -200,6 +208,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         self.broker_url = url
         self.broker_secret_name = broker_secret.metadata.name
         self.client_service_name = client.metadata.name
+        self.amqp_peer = amqp_peer(names)
         self.headless_service_name = headless.metadata.name
         self.admin_secret_name = admin_secret.metadata.name
         self.statefulset_name = statefulset.metadata.name

@@ -1,5 +1,7 @@
 """RabbitMQ on the network: the headless Service (stable per-pod DNS names for peer discovery
-and the failover list), the ClusterIP client Service and the ingress NetworkPolicy.
+and the failover list), the ClusterIP client Service, the NetworkPolicy (ingress from the
+platform's pods and the management clients, egress to its peers, kube-dns and the Kubernetes
+API only) and ``amqp_peer``, the peer app pods' policies allow egress to.
 
 Pure builders; exposes nothing outside the cluster (management and metrics are reached with
 `kubectl port-forward`).
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 
 from infra import names as labels_module
+from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, tcp
 from infra.rabbitmq.args import (
     AMQP_PORT,
     CLI_PORT_RANGE,
@@ -62,9 +65,27 @@ def client_service_args(names: ObjectNames, args: RabbitMQClusterArgs) -> dict:
     )
 
 
+def amqp_peer(names: ObjectNames) -> Peer:
+    """The brokers' AMQP port, as a destination of app pods' egress."""
+    return Peer(purpose="the broker (AMQP)", pod_labels=selector(names), ports=(tcp(AMQP_PORT),))
+
+
+def rabbitmq_egress(names: ObjectNames, args: RabbitMQClusterArgs) -> tuple[Peer, ...]:
+    """What a broker node may send to: its peers (Erlang distribution, epmd, CLI tools),
+    kube-dns (peer host names) and the Kubernetes API (peer discovery). Nothing else: no node
+    ever calls out of the cluster, and replies to clients need no rule."""
+    return (
+        Peer(purpose="the other RabbitMQ nodes", pod_labels=selector(names),
+             ports=(tcp(EPMD_PORT), tcp(DISTRIBUTION_PORT), tcp(*CLI_PORT_RANGE))),
+        KUBE_DNS,
+        kubernetes_api(args.kubernetes_api_cidrs),
+    )
+
+
 def network_policy_spec(names: ObjectNames,
                         args: RabbitMQClusterArgs) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress allow-list; anything not listed (including from outside the cluster) is dropped."""
+    """Ingress and egress allow-lists; anything not listed (including from outside the cluster)
+    is dropped."""
     platform_pods = k8s.networking.v1.NetworkPolicyPeerArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
             match_labels=labels_module.platform_pod_selector()
@@ -86,7 +107,8 @@ def network_policy_spec(names: ObjectNames,
 
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(names)),
-        policy_types=["Ingress"],
+        policy_types=["Ingress", "Egress"],
+        egress=[peer.egress_rule() for peer in rabbitmq_egress(names, args)],
         ingress=[
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                 from_=[platform_pods], ports=[tcp(AMQP_PORT)]

@@ -279,7 +279,7 @@ _DATA_TYPES = {
         "policy Delete, their disks)",
     "tls:index/privateKey:PrivateKey":
         "the backup encryption key: backups taken with the old key need the old private key, "
-        "which the restore-key Secret stops holding",
+        "which the stack's state stops holding",
     "pulumi:providers:kubernetes":
         "the Kubernetes provider points at another cluster: every Kubernetes object of the "
         "stack is created there and deleted here",

@@ -175,6 +175,11 @@ def redact(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         # The wire format carries every number as a double; Kubernetes wants integers back.
         return int(value)
+    if isinstance(value, pulumi.StringAsset):
+        # An inline file (a Helm values file): its text is the input a review must see.
+        return {"stringAsset": value.text}
+    if isinstance(value, pulumi.asset.Asset | pulumi.asset.Archive):
+        return {"asset": type(value).__name__}
     return value
 
 

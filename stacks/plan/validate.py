@@ -34,6 +34,7 @@ CLUSTER_SCOPED_KINDS = {
     "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration",
     "APIService",
+    "ClusterTriggerAuthentication",
 }
 
 

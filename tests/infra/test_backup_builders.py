@@ -160,11 +160,27 @@ def test_pod_runs_restricted_without_an_api_token():
 
 
 def test_nothing_may_connect_to_pghoard_and_postgres_admits_it():
-    policy = bk.network_policy_spec("pghoard")
-    assert policy.policy_types == ["Ingress"] and policy.ingress == []
+    policy = bk.network_policy_spec("pghoard", args())
+    assert policy.policy_types == ["Ingress", "Egress"] and policy.ingress == []
     labels = bk.deployment_spec("pghoard", args()).template.metadata.labels
     for key, value in names.platform_pod_selector().items():
         assert labels[key] == value
+
+
+def test_pghoard_sends_to_google_apis_only_with_a_bucket():
+    from infra.network_policy import GKE_METADATA_SERVER, GOOGLE_APIS, KUBE_DNS
+
+    database = pg_peer()
+    gcs = bk.backup_egress(args(database_peer=database))
+    assert gcs == (KUBE_DNS, database, GOOGLE_APIS, GKE_METADATA_SERVER)
+    local = bk.backup_egress(args(storage=bk.LocalBackupStorage(), database_peer=database))
+    assert local == (KUBE_DNS, database)
+
+
+def pg_peer():
+    import infra.postgres as pg
+
+    return pg.client_peer("postgres")
 
 
 def test_pg_version_matches_the_server_major():

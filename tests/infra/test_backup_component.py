@@ -54,7 +54,7 @@ def capture(args: pulumi.ResourceTransformationArgs):
     CREATED.append(args.resource)
 
 
-def make(storage) -> bk.PgHoardBackup:
+def make(storage, **changes) -> bk.PgHoardBackup:
     CREATED.clear()
     return bk.PgHoardBackup(
         "pghoard",
@@ -65,6 +65,7 @@ def make(storage) -> bk.PgHoardBackup:
             database_host="db.ha-celery.svc.cluster.local",
             replication_user="pghoard",
             replication_password=pulumi.Output.secret("ReplicationPassword1"),
+            **changes,
         ),
         pulumi.ResourceOptions(transformations=[capture]),
     )
@@ -135,12 +136,37 @@ def test_config_secret_is_secret_with_the_public_key_and_no_credentials(mocks):
         assert site["encryption_keys"] == {"platform-1": {"public": PUBLIC}}
         assert site["object_storage"]["bucket_name"] == "my-pg-backups"
         assert "credential_file" not in site["object_storage"]
-        restore_key = unwrap_secret(mocks.resources["pghoard-restore-key"].inputs["stringData"])
-        assert restore_key == {bk.RESTORE_KEY_FILE: PRIVATE}
+        # The private key is nowhere in the cluster while no restore is requested.
+        assert "pghoard-restore-key" not in mocks.resources
+        everything = json.dumps([r.inputs for r in mocks.resources.values()
+                                 if r.typ.startswith("kubernetes:")], default=str)
+        assert "PRIVATE KEY" not in everything
         deployment = json.dumps(mocks.resources["pghoard-deployment"].inputs)
-        assert "ReplicationPassword1" not in deployment and "PRIVATE KEY" not in deployment
+        assert "ReplicationPassword1" not in deployment
 
     return settled(backup.config_secret_name).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_requested_restore_brings_the_key_a_volume_and_a_job(mocks):
+    from infra.backup_restore import RestoreRequest
+
+    backup = make(GCS, restore=RestoreRequest(run_id="r1"), database_volume_gib=30)
+
+    def check(_):
+        restore_key = unwrap_secret(mocks.resources["pghoard-restore-key"].inputs["stringData"])
+        assert restore_key == {bk.RESTORE_KEY_FILE: PRIVATE}
+        claim = mocks.resources["pghoard-restore-r1"].inputs
+        assert claim["spec"]["resources"]["requests"]["storage"] == "30Gi"
+        job = mocks.resources["pghoard-restore-r1-job"].inputs
+        pod = job["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "pghoard"  # Workload Identity to read the bucket
+        mounted = {v["name"]: v for v in pod["volumes"]}
+        assert mounted["restore-key"]["secret"]["secretName"] == "pghoard-restore-key"
+        assert mounted["target"]["persistentVolumeClaim"]["claimName"] == "pghoard-restore-r1"
+        assert "PRIVATE KEY" not in json.dumps(job)
+
+    return settled(backup.restore_key_secret_name).apply(check)
 
 
 @pulumi.runtime.test

@@ -32,7 +32,10 @@ def test_keda_pool_has_deployment_pdb_policy_and_scaled_object_but_no_hpa(record
         assert len(of_type(resources, ":Deployment")) == 1
         assert len(of_type(resources, ":PodDisruptionBudget")) == 1
         assert len(of_type(resources, ":NetworkPolicy")) == 1
-        assert len(of_type(resources, ":TriggerAuthentication")) == 1
+        (auth,) = of_type(resources, ":ClusterTriggerAuthentication")
+        # Cluster-scoped (KEDA reads the Secret from its own namespace): no namespace, and the
+        # platform's namespace in the name.
+        assert "namespace" not in auth.inputs["metadata"]
         (scaled,) = of_type(resources, ":ScaledObject")
         assert scaled.type == "kubernetes:keda.sh/v1alpha1:ScaledObject"
         assert scaled.inputs["spec"]["triggers"][0]["metadata"]["protocol"] == "http"
@@ -67,7 +70,7 @@ def test_without_keda_the_pool_gets_a_cpu_hpa_and_no_keda_objects(recorder: Reco
         assert hpa.type == "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
         assert hpa.inputs["spec"]["scaleTargetRef"]["name"] == "worker-large"
         assert of_type(resources, ":ScaledObject") == []
-        assert of_type(resources, ":TriggerAuthentication") == []
+        assert of_type(resources, "TriggerAuthentication") == []
 
     return recorder.settled(check)
 

@@ -79,7 +79,8 @@ def test_every_workload_object_is_valid_restricted_and_resourced(gcp):
     kinds = {m["kind"] for m in manifests}
     assert {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Job"} <= kinds
     if gcp:
-        assert {"ScaledObject", "TriggerAuthentication", "Ingress", "ManagedCertificate"} <= kinds
+        assert {"ScaledObject", "ClusterTriggerAuthentication", "Ingress",
+                "ManagedCertificate"} <= kinds
     else:
         assert "HorizontalPodAutoscaler" in kinds and "Ingress" not in kinds
     problems = plan_engine.validate_manifests(manifests, plan.kubernetes_version)

@@ -18,6 +18,7 @@ from infra.celery import (
     worker_command,
     worker_container,
     worker_deployment_args,
+    worker_egress,
     worker_labels,
     worker_network_policy_args,
     worker_selector,
@@ -236,17 +237,33 @@ def test_unpinned_image_is_refused():
         runtime(image="ghcr.io/example/app:latest")
 
 
-def test_workers_accept_no_ingress_and_reach_only_platform_pods_and_dns():
-    policy = worker_network_policy_args("worker-small", pool()).spec
+def test_workers_accept_no_ingress_and_reach_only_dns_broker_database_and_configured_blocks():
+    from dataclasses import replace
+
+    from infra.network_policy import KUBE_DNS, ExternalEgress, Peer, tcp
+
+    broker = Peer(purpose="broker", pod_labels={"app": "rabbitmq"}, ports=(tcp(5672),))
+    database = Peer(purpose="database", pod_labels={"app": "postgres"}, ports=(tcp(5432),))
+    runtime = replace(pool().runtime, broker_peer=broker, database_peer=database)
+    api = ExternalEgress(cidr="203.0.113.0/24", ports=(443,))
+    args = pool(runtime=runtime, allowed_egress=(api,))
+    policy = worker_network_policy_args("worker-small", args).spec
     assert set(policy.policy_types) == {"Ingress", "Egress"}
     assert policy.ingress == []
     assert policy.pod_selector.match_labels == worker_selector("worker-small")
-    destinations = [rule.to for rule in policy.egress if rule.to]
-    assert destinations and all(
-        peer.pod_selector.match_labels == {"app.kubernetes.io/part-of": "ha-celery"}
-        for peers in destinations
-        for peer in peers
-    )
+    assert worker_egress(args) == (KUBE_DNS, broker, database, api.peer())
+    assert len(policy.egress) == 4
+    # Without the platform's wiring a worker may resolve names and nothing else.
+    assert worker_egress(pool()) == (KUBE_DNS,)
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "169.254.169.254/32", "example.com", "0.0.0.0/99"])
+def test_an_egress_block_inside_the_cluster_or_not_a_block_is_refused(cidr):
+    from infra.network_policy import ExternalEgress
+    from infra.validation import ArgsError
+
+    with pytest.raises(ArgsError, match=r"ExternalEgress\.cidr"):
+        ExternalEgress(cidr=cidr)
 
 
 # ---------------------------------------------------------------- replicas and disruption
@@ -297,7 +314,8 @@ def test_scaler_reads_the_management_url_from_a_secret():
     (trigger,) = spec["triggers"]
     assert "host" not in trigger["metadata"]
     assert "hostFromEnv" not in trigger["metadata"]
-    assert trigger["authenticationRef"] == {"name": "worker-small-keda-auth"}
+    assert trigger["authenticationRef"] == {"name": "worker-small-keda-auth",
+                                            "kind": "ClusterTriggerAuthentication"}
     auth = trigger_authentication_spec(keda(queue_monitor_secret_key="management-url"))
     assert auth == {
         "secretTargetRef": [

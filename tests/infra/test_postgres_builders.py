@@ -116,7 +116,8 @@ def test_a_config_change_changes_the_pod_template():
 def test_network_policy_admits_only_platform_pods_on_the_postgres_port():
     policy = pg.network_policy_spec("db")
     assert policy.pod_selector.match_labels == names.selector_labels("postgres", "db")
-    assert policy.policy_types == ["Ingress"]
+    assert policy.policy_types == ["Ingress", "Egress"]
+    assert policy.egress == []  # PostgreSQL only answers
     (rule,) = policy.ingress
     (peer,) = rule.from_
     assert peer.pod_selector.match_labels == names.platform_pod_selector()

@@ -250,7 +250,7 @@ def test_disruption_budget_allows_one_pod_down():
 
 def _rules():
     policy = rabbitmq.network_policy_spec(NAMES, ARGS)
-    assert policy.policy_types == ["Ingress"]
+    assert policy.policy_types == ["Ingress", "Egress"]
     assert policy.pod_selector.match_labels == POD_SELECTOR
     return {
         tuple((port.port, port.end_port) for port in rule.ports):

@@ -183,7 +183,7 @@ def test_worker_settings_are_checked_against_the_pool_args():
     )
     assert problems[0].startswith(
         "ha-celery:workers.small.concurency: unknown setting; did you mean 'concurrency'? "
-        "(allowed: concurrency,"
+        "(allowed: allowedEgress, concurrency,"
     )
 
 

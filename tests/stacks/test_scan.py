@@ -113,3 +113,13 @@ def test_the_scan_catches_a_weak_pod_and_a_public_bucket(tmp_path: Path) -> None
     unjustified = {(f.check, f.resource) for f in result.unjustified(scan.load_skips())}
     assert ("CKV_K8S_16", "Deployment.ha-celery.careless") in unjustified  # privileged
     assert ("CKV_GCP_29", "google_storage_bucket.open") in unjustified  # uniform access
+
+
+def test_the_readme_threat_table_justifies_every_accepted_finding() -> None:
+    """Each check of the skip list has its row (with the residual risk) in the README."""
+    from tests.test_readme import section
+
+    text = section("Threats and controls")
+    rows = {line.split("|")[1].strip().split(" ")[0] for line in text.splitlines()
+            if line.startswith("| CKV_")}
+    assert {skip.check for skip in scan.load_skips()} == rows

@@ -48,6 +48,27 @@ def test_keda_may_read_queue_depth_from_the_management_api(prod):
     assert '"kubernetes.io/metadata.name": "keda"' in text
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_keda_reads_only_the_queue_monitor_secret_from_its_own_namespace(plans, stack):
+    plan = plans[stack]
+    monitor = plan.manifest("Secret", "rabbitmq-queue-monitor")
+    assert monitor["metadata"]["namespace"] == "keda"
+    # Nothing else the platform holds is in KEDA's namespace.
+    in_keda = [m["metadata"]["name"] for m in plan.kinds("Secret")
+               if m["metadata"].get("namespace") == "keda"]
+    assert in_keda == ["rabbitmq-queue-monitor"]
+    for queue in QUEUES:
+        auth = plan.manifest("ClusterTriggerAuthentication", f"ha-celery-worker-{queue}")
+        [ref] = auth["spec"]["secretTargetRef"]
+        assert ref["name"] == "rabbitmq-queue-monitor"
+        scaled = plan.manifest("ScaledObject", f"worker-{queue}")
+        assert scaled["spec"]["triggers"][0]["authenticationRef"] == {
+            "name": f"ha-celery-worker-{queue}", "kind": "ClusterTriggerAuthentication"}
+    (release,) = plan.of_type("kubernetes:helm.sh/v3:Release")
+    assert release.to_json()["inputs"]["values"]["permissions"]["operator"]["restrict"] == {
+        "secret": True}
+
+
 # --- PostgreSQL and backups -------------------------------------------------------------------
 
 def test_prod_database_is_a_statefulset_with_its_own_volume(prod):
