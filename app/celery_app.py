@@ -72,6 +72,8 @@ class HeartbeatFile(bootsteps.StartStopStep):
 class HaCelery(Celery):
     """A Celery app that carries the validated settings it was built from."""
 
+    # Every task publish waits a bounded time for its confirm (app.broker).
+    amqp_cls = "app.broker:BoundedAMQP"
     app_settings: AppSettings
 
     def engine(self):  # type: ignore[no-untyped-def]

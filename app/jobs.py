@@ -10,12 +10,15 @@ Ordering of a submission (no orphan rows, no lost jobs):
 
 1. the job row is committed with status ``pending``;
 2. the task is published with publisher confirms;
-3. success: the row becomes ``queued``. Failure: the pending row is deleted and the caller gets
-   :class:`EnqueueError` (HTTP 503), so nothing half-created remains.
+3. success: the row becomes ``queued``. The broker did not take it (refused, nacked, no node
+   reachable): the pending row is deleted and the caller gets :class:`EnqueueError` (HTTP 503),
+   so nothing half-created remains. The message was written but no confirm came in time (the
+   publisher raised :class:`PublishUncertain`): it may be enqueued, so the row stays
+   ``pending`` and the caller gets :class:`JobNotConfirmed` (HTTP 503 naming the job).
 
-If the process dies between 1 and 2, the row stays ``pending``; :func:`republish_stale_jobs`
-(``python -m app.scheduler sweep``) publishes such rows again. Publishing twice is harmless:
-the task and its result are idempotent per job id.
+If the process dies between 1 and 2, or the confirm never came, the row stays ``pending``;
+:func:`republish_stale_jobs` (``python -m app.scheduler sweep``) publishes such rows again.
+Publishing twice is harmless: the task and its result are idempotent per job id.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from app.lcs import longest_common_substring
 from app.settings import AppSettings
 
 Publisher = Callable[[str, str], None]
-"""``publish(job_id, queue)``: hand the ``lcs`` task to the broker, raise if it was not taken."""
+"""``publish(job_id, queue)``: hand the ``lcs`` task to the broker. Raise
+:class:`PublishUncertain` if the message may have reached the broker without a confirm, any
+other exception if it was not taken."""
 
 PREVIEW_CHARS = 80
 TERMINAL_STATUSES = ("succeeded", "failed")
@@ -53,6 +58,29 @@ class InputError(ValueError):
 
 class EnqueueError(RuntimeError):
     """The broker did not accept the job; nothing was stored."""
+
+
+class PublishUncertain(RuntimeError):
+    """Raised by a :data:`Publisher`: the message was written but not confirmed in time, so the
+    broker may or may not have it."""
+
+
+class JobNotConfirmed(EnqueueError):
+    """The broker did not confirm the job in time but may have it: the row stays ``pending``
+    and the sweeper publishes it again (running it twice is harmless)."""
+
+    def __init__(self, message: str, *, job_id: str, queue: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.queue = queue
+
+
+class SweepStopped(RuntimeError):
+    """A republish failed; the jobs republished before it are listed, the rest stay pending."""
+
+    def __init__(self, message: str, *, republished: list[str]) -> None:
+        super().__init__(message)
+        self.republished = republished
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +154,12 @@ def create_lcs_job(
         )
     try:
         publish(job_id, queue)
+    except PublishUncertain as error:
+        # The broker may have the message: keep the row pending for the sweeper rather than
+        # leave a task that finds no job (or lose one the broker did not keep).
+        raise JobNotConfirmed(
+            f"the broker did not confirm the job in time: {error}", job_id=job_id, queue=queue
+        ) from error
     except Exception as error:
         with Session(engine) as session, session.begin():
             # Only a still-pending row: if the broker did take the message after all and a
@@ -156,9 +190,15 @@ def republish_stale_jobs(
                 LcsJob.status == "pending", LcsJob.created_at < cutoff
             )
         ).all()
-    republished = []
+    republished: list[str] = []
     for job_id, queue in rows:
-        publish(job_id, queue)
+        try:
+            publish(job_id, queue)
+        except Exception as error:
+            raise SweepStopped(
+                f"job {job_id} was not confirmed: {type(error).__name__}: {error}",
+                republished=republished,
+            ) from error
         _mark_enqueued(engine, job_id)
         republished.append(job_id)
     return republished

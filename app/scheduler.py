@@ -18,7 +18,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import random
@@ -29,15 +28,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from amqp.exceptions import MessageNacked
-from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
 from app import jobs
+from app.broker import PublishFailed, PublishTrace, TaskCall, TaskPublisher
 from app.celery_app import HaCelery, make_celery
 from app.settings import DEFAULT_QUEUE, QUEUES, AppSettings, SettingsError
 
-Send = Callable[[int, Any], None]
+Call = TaskCall | tuple[str, tuple[Any, ...], str]
+"""What ``send_many`` publishes for task ``i``: a :class:`~app.broker.TaskCall`, or
+``(name, args, queue)``."""
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-seconds",
         type=_seconds(3600),
         default=60.0,
-        help="keep retrying one task's publish this long after a connection or channel error "
-        "(e.g. a broker node dying) before giving up",
+        help="keep retrying one task's publish this long, node after node of the failover "
+        "list, after a connection error or a confirm that did not come in time (e.g. a broker "
+        "node dying or going silent) before giving up",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
 
@@ -144,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds(600),
         default=0.0,
         help="seconds each task sleeps between its start and its completion",
+    )
+    record.add_argument(
+        "--countdown",
+        type=_seconds(86_400),
+        default=None,
+        help="deliver each task this many seconds after it is published (countdown/ETA "
+        "through the broker's delayed delivery)",
     )
     queue_option(record)
 
@@ -226,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 def send_many(
     celery: HaCelery,
     total: int,
-    make_call: Callable[[int], tuple[str, tuple[Any, ...], str]],
+    make_call: Callable[[int], Call],
     *,
     unit: str,
     progress: bool,
@@ -241,11 +249,12 @@ def send_many(
     tops out near 200 tasks/s; several threads, each with its own connection, overlap the waits.
     ``rate`` paces the tasks evenly (task ``i`` is not sent before ``i / rate`` seconds).
 
-    A publish that fails on a connection or channel error (the node it used died, a quorum
-    queue is electing a leader) is retried with a fresh connection, which fails over along the
-    broker URL list, for up to ``retry_seconds``. A publish whose confirm never arrived may have
+    Each publish goes through :class:`~app.broker.TaskPublisher`: one attempt waits at most
+    the confirm timeout (a silent node cannot hold it), and a failed attempt (the node died,
+    went silent, or a quorum queue is electing a leader) is retried on the next node of the
+    failover list for up to ``retry_seconds``. A publish whose confirm never arrived may have
     been stored anyway, so a retry can enqueue a task twice: tasks are idempotent, and at least
-    once is the contract. ``stats`` (if given) counts the retries.
+    once is the contract. ``stats`` (if given) counts the retries and the longest waits.
     """
     started = time.perf_counter()
     sent = 0
@@ -253,7 +262,6 @@ def send_many(
     failed = threading.Event()
     errors: list[BaseException] = []
     stats = stats if stats is not None else PublishStats()
-    retryable = _retryable_publish_errors(celery)
 
     with tqdm(total=total, unit=unit, disable=not progress, smoothing=0.1) as bar:
 
@@ -261,7 +269,7 @@ def send_many(
             nonlocal sent
             try:
                 with celery.connection_for_write() as connection:
-                    producer = celery.amqp.Producer(connection)
+                    publisher = TaskPublisher(celery, connection=connection, budget=retry_seconds)
                     for index in range(offset, total, publishers):
                         if failed.is_set():
                             return
@@ -269,17 +277,9 @@ def send_many(
                             delay = started + index / rate - time.perf_counter()
                             if delay > 0:
                                 time.sleep(delay)
-                        producer = _publish_until_confirmed(
-                            celery,
-                            connection,
-                            producer,
-                            make_call(index),
-                            retryable,
-                            retry_seconds,
-                            stats,
-                            lock,
-                        )
+                        trace = publisher.publish(_as_task_call(make_call(index)))
                         with lock:
+                            stats.add(trace)
                             sent += 1
                             bar.update(1)
             except BaseException as error:
@@ -304,58 +304,28 @@ def send_many(
 
 @dataclass
 class PublishStats:
-    """What happened while publishing: retried publishes and the last error seen."""
+    """What happened while publishing: retried publishes, the last error, the longest waits."""
 
     retries: int = 0
     last_error: str | None = None
+    longest_call_seconds: float = 0.0
+    """The longest single publish attempt (connect, write, wait for the confirm)."""
+    longest_publish_seconds: float = 0.0
+    """The longest time one task took to be confirmed, retries on other nodes included."""
+
+    def add(self, trace: PublishTrace) -> None:
+        self.retries += trace.attempts - 1
+        if trace.errors:
+            self.last_error = trace.errors[-1]
+        self.longest_call_seconds = max(self.longest_call_seconds, trace.longest_attempt_seconds)
+        self.longest_publish_seconds = max(self.longest_publish_seconds, trace.seconds)
 
 
-def _retryable_publish_errors(celery: HaCelery) -> tuple[type[BaseException], ...]:
-    connection = celery.connection_for_write()
-    try:
-        # MessageNacked: the broker refused to take responsibility (e.g. a quorum queue without
-        # a leader for a moment); publishing again is the documented answer.
-        return (
-            *connection.connection_errors,
-            *connection.channel_errors,
-            MessageNacked,
-            OperationalError,
-        )
-    finally:
-        connection.release()
-
-
-def _publish_until_confirmed(
-    celery: HaCelery,
-    connection: Any,
-    producer: Any,
-    call: tuple[str, tuple[Any, ...], str],
-    retryable: tuple[type[BaseException], ...],
-    retry_seconds: float,
-    stats: PublishStats,
-    lock: threading.Lock,
-) -> Any:
-    """Send one task, retrying on ``retryable`` errors; returns the producer to use next."""
+def _as_task_call(call: Call) -> TaskCall:
+    if isinstance(call, TaskCall):
+        return call
     name, args, queue = call
-    deadline = time.monotonic() + retry_seconds
-    pause = 0.05
-    while True:
-        try:
-            celery.send_task(name, args=args, queue=queue, producer=producer)
-            return producer
-        except retryable as error:
-            if time.monotonic() + pause > deadline:
-                raise
-            with lock:
-                stats.retries += 1
-                stats.last_error = f"{type(error).__name__}: {error}"
-            # Drop the broken connection; the next attempt connects afresh, failing over to
-            # the next URL of the list if this node is gone.
-            with contextlib.suppress(Exception):
-                connection.collect()
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-            producer = celery.amqp.Producer(connection)
+    return TaskCall(name=name, args=tuple(args), queue=queue)
 
 
 class PublishError(RuntimeError):
@@ -365,8 +335,13 @@ class PublishError(RuntimeError):
 def _report(sent: int, unit: str, seconds: float, stats: PublishStats | None = None) -> None:
     rate = sent / seconds if seconds > 0 else float("inf")
     print(f"sent {sent} {unit} in {seconds:.2f} s ({rate:,.0f} {unit}/s)")
-    if stats is not None and stats.retries:
-        print(f"  retried {stats.retries} publish(es) after errors (last: {stats.last_error})")
+    if stats is not None:
+        print(
+            f"  longest publish call {stats.longest_call_seconds:.3f} s, longest until "
+            f"confirmed {stats.longest_publish_seconds:.3f} s"
+        )
+        if stats.retries:
+            print(f"  retried {stats.retries} publish(es) after errors (last: {stats.last_error})")
 
 
 def _random_text(rng: random.Random, alphabet: str, length: int) -> str:
@@ -415,15 +390,19 @@ _VOCABULARY = [
 
 def _simple_enqueue(
     arguments: argparse.Namespace,
-) -> tuple[int, Callable[[int], tuple[str, tuple[Any, ...], str]]] | None:
+) -> tuple[int, Callable[[int], Call]] | None:
     """For the commands that only publish N tasks: how many, and the call for task ``i``."""
     command, queue = arguments.command, getattr(arguments, "queue", None)
     if command == "count":
         return arguments.n, lambda _i: ("count", (arguments.seconds,), queue)
     if command == "record":
         width = max(5, len(str(arguments.n - 1)))
-        return arguments.n, lambda i: (
-            "record", (f"{arguments.prefix}-{i:0{width}d}", arguments.work_seconds), queue)
+        return arguments.n, lambda i: TaskCall(
+            name="record",
+            args=(f"{arguments.prefix}-{i:0{width}d}", arguments.work_seconds),
+            queue=queue,
+            countdown=arguments.countdown,
+        )
     if command == "noop":
         return arguments.n, lambda _i: ("noop", (), queue)
     if command == "noop-batch":
@@ -461,11 +440,19 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
     elif command == "sweep":
         from app.web import celery_publisher
 
-        republished = jobs.republish_stale_jobs(
-            celery.engine(),
-            celery_publisher(celery),
-            older_than=dt.timedelta(seconds=arguments.older_than),
-        )
+        try:
+            republished = jobs.republish_stale_jobs(
+                celery.engine(),
+                celery_publisher(celery),
+                older_than=dt.timedelta(seconds=arguments.older_than),
+            )
+        except jobs.SweepStopped as stopped:
+            print(
+                f"republished {len(stopped.republished)} pending job(s), then stopped: "
+                f"{stopped}; the rest stay pending for the next run",
+                file=sys.stderr,
+            )
+            return 1
         print(f"republished {len(republished)} pending job(s)")
     elif command == "completions":
         summary = jobs.completion_summary(celery.engine(), arguments.prefix)
@@ -553,7 +540,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (jobs.EnqueueError, PublishError) as error:
+    except (jobs.EnqueueError, PublishError, PublishFailed) as error:
         print(f"stopped: {error}", file=sys.stderr)
         return 1
 

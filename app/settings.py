@@ -22,6 +22,16 @@ Environment variables (all optional; the broker URL is required in the cluster):
 - ``CELERY_HEARTBEAT_FILE``: the file the worker touches for its liveness probe
   (default ``/tmp/celery-worker-heartbeat``).
 - ``CELERY_RESULT_EXPIRES``: seconds chord results are kept (default 86400).
+
+Broker time bounds (seconds; see ``app.broker`` for why each exists and what it bounds):
+
+- ``CELERY_BROKER_HEARTBEAT``: AMQP heartbeat interval; a silent node is noticed after two
+  missed intervals (default 5).
+- ``CELERY_BROKER_CONNECT_TIMEOUT``: TCP connect and each handshake step, per URL (default 2).
+- ``CELERY_BROKER_CONFIRM_TIMEOUT``: longest wait for one publisher confirm (default 5).
+- ``CELERY_BROKER_SOCKET_TIMEOUT``: longest blocking socket read or write (default 5).
+- ``CELERY_PUBLISH_TIMEOUT``: total time one publish of the web app or the sweeper may take,
+  failover included, before it answers "retry later" (default 8).
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
+
+from app.broker import BrokerBounds
 
 DEFAULT_QUEUE = "default"
 """Queue of every task that is not routed elsewhere (count, record, noop, word count)."""
@@ -72,6 +84,8 @@ class AppSettings:
     soft_shutdown_timeout: float = 25.0
     heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
     result_expires: int = 86_400
+    broker_bounds: BrokerBounds = field(default_factory=BrokerBounds)
+    """How long any broker operation may wait (``app.broker``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Celery settings to override last (tests use it for e.g. a shorter heartbeat)."""
 
@@ -141,6 +155,18 @@ class AppSettings:
                 ) from None
         if environ.get("CELERY_HEARTBEAT_FILE", "").strip():
             values["heartbeat_file"] = environ["CELERY_HEARTBEAT_FILE"].strip()
+        bounds = {
+            attribute: _parse_seconds(name, environ[name])
+            for name, attribute in _BOUND_VARIABLES.items()
+            if environ.get(name, "").strip()
+        }
+        if bounds:
+            try:
+                values["broker_bounds"] = BrokerBounds(**bounds)
+            except ValueError as error:
+                attribute = str(error).split(":", 1)[0]
+                name = next(n for n, a in _BOUND_VARIABLES.items() if a == attribute)
+                raise SettingsError(f"{name}: {str(error).split(': ', 1)[1]}") from None
         return cls(**values)
 
     @property
@@ -164,6 +190,26 @@ class AppSettings:
     def queue_for_lcs(self, a_length: int, b_length: int) -> str:
         """The routing rule for LCS jobs: total characters against the threshold."""
         return LARGE_QUEUE if a_length + b_length > self.lcs_large_threshold else SMALL_QUEUE
+
+
+_BOUND_VARIABLES = {
+    "CELERY_BROKER_HEARTBEAT": "heartbeat",
+    "CELERY_BROKER_CONNECT_TIMEOUT": "connect_timeout",
+    "CELERY_BROKER_CONFIRM_TIMEOUT": "confirm_timeout",
+    "CELERY_BROKER_SOCKET_TIMEOUT": "socket_timeout",
+    "CELERY_PUBLISH_TIMEOUT": "publish_budget",
+}
+"""Environment variable -> :class:`~app.broker.BrokerBounds` field."""
+
+
+def _parse_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number of seconds (e.g. 5 or 2.5)") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}: {raw!r} is not a number of seconds (e.g. 5 or 2.5)")
+    return value
 
 
 def _parse_int(name: str, raw: str) -> int:
@@ -220,22 +266,27 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def celery_settings_for(settings: AppSettings) -> dict[str, Any]:
     """Celery's settings from already-validated :class:`AppSettings`."""
+    bounds = settings.broker_bounds
     config: dict[str, Any] = {
         # --- broker --------------------------------------------------------------------------
         # kombu accepts a ';'-separated list and fails over to the next URL in order.
         "broker_url": settings.broker_url,
-        # Publisher confirms: apply_async returns only after RabbitMQ has the message on a
-        # quorum of nodes; without them ~60% of tasks sent during a node kill were lost here.
-        "broker_transport_options": {"confirm_publish": True},
+        # Publisher confirms on every connection, and a bound on every blocking socket read and
+        # write, TCP liveness for a peer that vanished (app.broker.BrokerBounds says why).
+        "broker_transport_options": bounds.transport_options(),
         # round-robin (kombu's default, stated): after a failure the next URL of the list, each
         # tried once per cycle; kombu sleeps only after a whole cycle failed, so a dead first
         # node costs one refused connect (~1 ms), not a back-off.
         "broker_failover_strategy": "round-robin",
-        # AMQP heartbeats every 10 s (Celery's default 120): a killed process's socket is reset
-        # at once, but a node whose machine vanished (no RST) is only noticed after two missed
-        # heartbeats: ~20 s instead of ~4 minutes. Cost: one tiny frame per 10 s per connection;
-        # the prefork worker's main process (which answers them) never runs task code.
-        "broker_heartbeat": 10,
+        # AMQP heartbeats every 5 s (Celery's default 120): a killed process's socket is reset
+        # at once, but a node that went silent (a frozen or vanished machine: no RST) is only
+        # noticed after two missed heartbeats: ~10 s instead of ~4 minutes. Checked every
+        # second (5 checks per interval), so detection is not delayed by the check period.
+        # Cost: one tiny frame per second per worker connection; the prefork worker's main
+        # process (which answers them) never runs task code. A worker never waits on a confirm
+        # in its event loop (app.bootsteps), so the check always runs.
+        "broker_heartbeat": bounds.heartbeat,
+        "broker_heartbeat_checkrate": bounds.heartbeat_checks_per_interval,
         # At start-up the broker may still be forming its cluster: keep retrying instead of
         # exiting (Celery 6 stops doing this by default).
         "broker_connection_retry_on_startup": True,
@@ -243,11 +294,11 @@ def celery_settings_for(settings: AppSettings) -> dict[str, Any]:
         # Never give up reconnecting a running worker: Kubernetes, not a retry budget, decides
         # when a worker is unhealthy (its liveness probe does not depend on the broker).
         "broker_connection_max_retries": None,
-        # Connect timeout per URL (default 4 s): a reconnect always starts at the list's first
-        # URL, so an unreachable (not refusing) first node costs this much on every reconnect.
-        # A handshake inside the cluster network takes milliseconds; 2 s still tolerates a
-        # loaded broker.
-        "broker_connection_timeout": 2.0,
+        # Connect timeout per URL and handshake step (default 4 s): an unreachable (not
+        # refusing) or frozen node costs this much before the next URL is tried. A handshake
+        # inside the cluster network takes milliseconds; 2 s still tolerates a loaded broker.
+        # The worker reconnects starting after the node that failed (app.bootsteps).
+        "broker_connection_timeout": bounds.connect_timeout,
         "broker_channel_error_retry": True,
         # --- queues and routing --------------------------------------------------------------
         "task_queues": task_queues(),
@@ -281,7 +332,9 @@ def celery_settings_for(settings: AppSettings) -> dict[str, Any]:
         # messages are redelivered elsewhere anyway, so finishing them would only duplicate work.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Retry a publish that fails on a connection error (the failover list is tried) before
-        # the caller sees an error; bounded so a web request fails fast with 503.
+        # the caller sees an error: each attempt is bounded (BoundedAMQP), and so is the count.
+        # The web app and the sweeper publish through app.broker.TaskPublisher instead, which
+        # also bounds the total time.
         "task_publish_retry": True,
         "task_publish_retry_policy": {
             "max_retries": 3,

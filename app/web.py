@@ -7,10 +7,13 @@ Owns: HTTP. The page at ``/`` (own static JS/CSS, no CDN), the JSON API, the pro
 - ``GET /healthz``: the process serves requests; ``GET /readyz``: broker and database reachable
 
 Every error is a JSON body ``{"error": message}`` with a 4xx status naming the problem (any
-bytes, however malformed or deeply nested, get one), or 503 when a dependency is down or the
-database has no schema yet (naming ``python -m app.migrate``); a rejected request stores
-nothing (see ``app.jobs`` for the order of writes when the broker fails after the row was
-written).
+bytes, however malformed or deeply nested, get one), or 503 (with ``Retry-After``) when a
+dependency is down or the database has no schema yet (naming ``python -m app.migrate``); a
+rejected request stores nothing (see ``app.jobs`` for the order of writes when the broker fails
+after the row was written). A submission never waits on a silent broker node: the publish has a
+total budget (``CELERY_PUBLISH_TIMEOUT``, failover included, ``app.broker.TaskPublisher``), and a
+publish that was written but not confirmed in time answers 503 naming the job, which stays
+``pending`` for the sweeper.
 
 Does not own: validation rules and storage (``app.jobs``), settings (``app.settings``).
 """
@@ -28,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from app import jobs, metrics
+from app.broker import PublishUnconfirmed, TaskCall, TaskPublisher
 from app.celery_app import HaCelery, make_celery
 from app.db import engine_for
 from app.settings import AppSettings
@@ -37,13 +41,25 @@ log = logging.getLogger(__name__)
 # Per broker URL: /readyz answers within about this many seconds times the number of URLs, so
 # the readiness probe's timeoutSeconds should be at least that (3 s for a 3-node list).
 READINESS_BROKER_TIMEOUT_SECONDS = 0.8
+# Clients should wait this long before submitting again after a 503: about the time a silent
+# broker node takes to be noticed and left (two heartbeats), when publishes go elsewhere.
+RETRY_AFTER_SECONDS = 10
 
 
 def celery_publisher(celery: HaCelery) -> jobs.Publisher:
-    """Publish the ``lcs`` task by name; the job id doubles as the task id for tracing."""
+    """Publish the ``lcs`` task by name; the job id doubles as the task id for tracing.
+
+    Each publish borrows a pooled connection and has a total budget, failover included
+    (``app.broker.TaskPublisher``); a message written but not confirmed in time is reported as
+    :class:`jobs.PublishUncertain` so its row stays for the sweeper.
+    """
+    publisher = TaskPublisher(celery)
 
     def publish(job_id: str, queue: str) -> None:
-        celery.send_task("lcs", args=[job_id], queue=queue, task_id=job_id)
+        try:
+            publisher.publish(TaskCall(name="lcs", args=(job_id,), queue=queue, task_id=job_id))
+        except PublishUnconfirmed as error:
+            raise jobs.PublishUncertain(str(error)) from error
 
     return publish
 
@@ -135,11 +151,25 @@ def create_app(
             job_input = jobs.parse_lcs_input(payload, max_chars=settings.lcs_max_input_chars)
         except jobs.InputError as error:
             return jsonify(error=str(error), field=error.field), 422
+        retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         try:
             job_id, queue = jobs.create_lcs_job(engine, settings, job_input, publisher)
+        except jobs.JobNotConfirmed as error:
+            log.warning("job %s not confirmed, left for the sweeper: %s", error.job_id, error)
+            status_url = url_for("show_job", job_id=error.job_id)
+            return jsonify(
+                error="the task queue did not confirm the job in time; it is kept as pending "
+                "and will be queued again automatically: follow status_url instead of "
+                "submitting it again",
+                id=error.job_id,
+                queue=error.queue,
+                status_url=status_url,
+            ), 503, retry_after
         except jobs.EnqueueError as error:
             log.warning("job not accepted: %s", error)
-            return jsonify(error="the task queue is unavailable; nothing was stored, retry"), 503
+            return jsonify(
+                error="the task queue is unavailable; nothing was stored, retry"
+            ), 503, retry_after
         status_url = url_for("show_job", job_id=job_id)
         return jsonify(id=job_id, queue=queue, status_url=status_url), 202, {"Location": status_url}
 

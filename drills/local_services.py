@@ -3,8 +3,9 @@
 Shared by the app's integration tests, the Celery failover drill and the benchmarks, which all
 need a fresh database (migrated by the app's own migrations), a private vhost on the local broker,
 and worker processes that never outlive their run. Each is a context manager that removes what
-it created, even when the body fails. Does not start the services themselves
-(``scripts/prereq.d/10-services.sh`` does).
+it created, even when the body fails. Clients inside a network namespace reach the same
+database through PostgreSQL's Unix socket (:func:`over_unix_socket`). Does not start the
+services themselves (``scripts/prereq.d/10-services.sh`` does).
 """
 
 from __future__ import annotations
@@ -91,3 +92,33 @@ def stop_process_group(process: subprocess.Popen, *, grace: float = 5.0) -> None
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
+
+
+POSTGRES_SOCKET_DIR = os.environ.get("HACELERY_DRILL_POSTGRES_SOCKET_DIR", "/var/run/postgresql")
+"""Where the local PostgreSQL keeps its Unix socket."""
+
+
+def over_unix_socket(url: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> str:
+    """The same database as ``url``, reached through PostgreSQL's Unix socket.
+
+    A process inside a network namespace cannot reach this machine's 127.0.0.1, but a socket
+    file is not tied to a network namespace: clients of a namespaced drill use this URL.
+    Raises :class:`ServiceUnavailable` (with the fix) if the socket does not accept the user.
+    """
+    from urllib.parse import quote, urlsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    socket_url = f"postgresql://{quote(user)}@/{parts.path.lstrip('/')}?host={socket_dir}"
+    try:
+        with psycopg.connect(socket_url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        raise ServiceUnavailable(
+            f"PostgreSQL does not accept {user!r} on its Unix socket in {socket_dir} ({error}); "
+            "allow it in pg_hba.conf (`local all all trust` on a test machine) or set "
+            "HACELERY_DRILL_POSTGRES_SOCKET_DIR"
+        ) from None
+    return socket_url

@@ -9,9 +9,18 @@ classic_config peer discovery listing the local nodes instead of the Kubernetes 
 (memory watermark, disk limit) are scaled to the machine.
 
 It offers what failover drills need: AMQP URLs per node, the quorum leader of a queue, SIGKILL of
-a node's beam process, restart, waiting for a node to rejoin (with the pod's own startup check),
-a rolling restart the way a StatefulSet does it (preStop drain, stop, start, wait), and
-`stop_all()` that leaves no process behind (nodes, CLI helpers, epmd) even when a test fails.
+a node's beam process, restart, freezing a node (SIGSTOP: it stops answering, its kernel still
+accepts connections), waiting for a node to rejoin (with the pod's own startup check), whether
+the cluster has converged (every node running, no partition, every quorum queue with all its
+members online), a rolling restart the way a StatefulSet does it (preStop drain, stop, start,
+wait), and `stop_all()` that leaves no process behind (nodes, CLI helpers, epmd) even when a
+test fails.
+
+Where the nodes live is the one thing a subclass changes: this class runs them on 127.0.0.1
+with free ports and one private epmd; `drills.netns_cluster.NamespacedRabbitMQCluster` runs each
+in its own network namespace (its own address, the standard ports, its own epmd). The hooks are
+`_plan_nodes`, `node_command`, `_network_environment`, `_listeners` and `_start_epmd` /
+`_stop_epmd`; everything else (files, start order, checks, faults) is shared.
 
 It does not run Kubernetes, Docker or a 4.x image: the version it ran is `cluster.version`.
 """
@@ -82,6 +91,18 @@ class LocalNode:
     management_port: int
     prometheus_port: int
     directory: Path
+    amqp_host: str = "127.0.0.1"
+    """Where clients reach the node's AMQP listener."""
+    host: str | None = None
+    """The lab host (network namespace) the node runs in; None: this machine's own network."""
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Whether the cluster is whole again, and if not, what is still missing."""
+
+    converged: bool
+    problems: tuple[str, ...] = ()
 
 
 class LocalRabbitMQCluster:
@@ -95,6 +116,7 @@ class LocalRabbitMQCluster:
         poison: config.PoisonMessagePolicy | None = None,
         startup_timeout: float = 90.0,
         keep_files: bool = False,
+        broker_overrides: dict[str, object] | None = None,
     ) -> None:
         if size < 1 or size % 2 == 0:
             raise ValueError(f"size: {size} — use an odd number of nodes (1, 3, 5)")
@@ -103,13 +125,25 @@ class LocalRabbitMQCluster:
         self.poison = poison or config.PoisonMessagePolicy()
         self.startup_timeout = startup_timeout
         self.keep_files = keep_files
+        self.broker_overrides = dict(broker_overrides or {})
+        """``BrokerSettings`` fields that differ from the deployed config (comparison runs
+        only; every drill says which it used)."""
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="hacelery-rmq-drill-"))
         self.admin_password = os.urandom(12).hex()
         self.app_password = os.urandom(12).hex()
-        ports = free_ports(1 + 4 * size)
+        self.epmd_port = 0
+        self.nodes: list[LocalNode] = self._plan_nodes()
+        self._processes: dict[str, subprocess.Popen] = {}
+        self._epmds: list[subprocess.Popen] = []
+
+    # ----------------------------------------------------------------------- network hooks
+
+    def _plan_nodes(self) -> list[LocalNode]:
+        """Names, ports and directories of the nodes (here: free ports on 127.0.0.1)."""
+        ports = free_ports(1 + 4 * self.size)
         self.epmd_port = ports[0]
-        self.nodes: list[LocalNode] = [
+        return [
             LocalNode(
                 name=f"rmq{index + 1}@localhost",
                 amqp_port=ports[1 + 4 * index],
@@ -118,10 +152,49 @@ class LocalRabbitMQCluster:
                 prometheus_port=ports[4 + 4 * index],
                 directory=self.base_dir / f"rmq{index + 1}",
             )
-            for index in range(size)
+            for index in range(self.size)
         ]
-        self._processes: dict[str, subprocess.Popen] = {}
-        self._epmd: subprocess.Popen | None = None
+
+    def node_command(self, name: str, argv: list[str]) -> list[str]:
+        """``argv`` run where node ``name`` lives (here: directly on this machine)."""
+        return argv
+
+    def _network_environment(self, node: LocalNode) -> dict[str, str]:
+        """Addresses and ports the node and its CLI tools use on this machine."""
+        return {
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            # Without it the distribution port listens on every interface.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+
+    def _listeners(self, node: LocalNode) -> config.Listeners:
+        return config.Listeners(
+            amqp_port=node.amqp_port,
+            management_port=node.management_port,
+            prometheus_port=node.prometheus_port,
+            bind_address="127.0.0.1",
+        )
+
+    def _start_epmd(self) -> None:
+        """One private epmd on 127.0.0.1 for every node (the machine's own stays untouched)."""
+        self._epmds.append(
+            subprocess.Popen(
+                [EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+
+    def _stop_epmd(self) -> None:
+        for epmd in self._epmds:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(epmd.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                epmd.wait(timeout=10)
+        self._epmds.clear()
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -139,12 +212,7 @@ class LocalRabbitMQCluster:
     def start_cluster(self) -> None:
         """Write every node's files, start a private epmd, the seed node, then the rest."""
         self._write_files()
-        self._epmd = subprocess.Popen(
-            [EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._start_epmd()
         # The first node forms the cluster alone; the others then find it running and join it
         # (starting all at once can let two blank nodes each form their own cluster on 3.10).
         self.start(self.nodes[0].name)
@@ -160,11 +228,7 @@ class LocalRabbitMQCluster:
         """SIGKILL every process this cluster started (node trees, epmd); remove its files."""
         for name in list(self._processes):
             self._kill_tree(name)
-        if self._epmd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._epmd.pid, signal.SIGKILL)
-            self._epmd.wait(timeout=10)
-            self._epmd = None
+        self._stop_epmd()
         # CLI tools started with our HOME/epmd port are children that exited already; anything
         # else still pointing at our directory is a leak and is killed here.
         for pid in self.leftover_processes():
@@ -176,7 +240,7 @@ class LocalRabbitMQCluster:
     def leftover_processes(self) -> list[int]:
         """PIDs of live processes whose command line or environment mentions this cluster."""
         marker = str(self.base_dir).encode()
-        epmd_marker = f"ERL_EPMD_PORT={self.epmd_port}".encode()
+        epmd_marker = f"ERL_EPMD_PORT={self.epmd_port}".encode() if self.epmd_port else marker
         found = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -189,7 +253,10 @@ class LocalRabbitMQCluster:
                 continue
             if state == "Z":
                 continue
-            epmd_cmd = b"epmd" in cmdline and str(self.epmd_port).encode() in cmdline
+            epmd_cmd = (
+                bool(self.epmd_port) and b"epmd" in cmdline
+                and str(self.epmd_port).encode() in cmdline
+            )
             if marker in cmdline or marker in environ or epmd_marker in environ or epmd_cmd:
                 found.append(int(proc.name))
         return found
@@ -207,12 +274,8 @@ class LocalRabbitMQCluster:
             memory_high_watermark_bytes=1024 * 2**20,
             disk_free_limit_bytes=200 * 10**6,
             definitions_path=str(node.directory / "secret" / "definitions.json"),
-            listeners=config.Listeners(
-                amqp_port=node.amqp_port,
-                management_port=node.management_port,
-                prometheus_port=node.prometheus_port,
-                bind_address="127.0.0.1",
-            ),
+            listeners=self._listeners(node),
+            **self.broker_overrides,
         )
 
     def _write_files(self) -> None:
@@ -266,11 +329,8 @@ class LocalRabbitMQCluster:
             HOME=str(self.base_dir / "home"),
             LC_ALL="C.UTF-8",
             LANG="C.UTF-8",
-            ERL_EPMD_PORT=str(self.epmd_port),
-            ERL_EPMD_ADDRESS="127.0.0.1",
             RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "empty-env.conf"),
             RABBITMQ_NODENAME=node.name,
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
             RABBITMQ_NODE_PORT=str(node.amqp_port),
             RABBITMQ_DIST_PORT=str(node.dist_port),
             RABBITMQ_MNESIA_BASE=str(node.directory / "data"),
@@ -280,9 +340,8 @@ class LocalRabbitMQCluster:
             RABBITMQ_CONFIG_FILES=str(node.directory / "conf.d"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(node.directory / "enabled_plugins"),
             RABBITMQ_PID_FILE=str(node.directory / "beam.pid"),
-            # Without it the distribution port listens on every interface.
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
         )
+        env.update(self._network_environment(node))
         return env
 
     def cli(
@@ -290,7 +349,7 @@ class LocalRabbitMQCluster:
     ) -> subprocess.CompletedProcess:
         """Run a RabbitMQ CLI tool against node ``name``."""
         result = subprocess.run(
-            [str(RABBITMQ_BIN / tool), "-n", name, *args],
+            self.node_command(name, [str(RABBITMQ_BIN / tool), "-n", name, *args]),
             env=self.environment(name),
             capture_output=True,
             text=True,
@@ -312,7 +371,7 @@ class LocalRabbitMQCluster:
             raise DrillError(f"{name} is already running")
         log = open(node.directory / "log" / "stdout.log", "ab")  # noqa: SIM115 (owned by Popen)
         self._processes[name] = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            self.node_command(name, [str(RABBITMQ_BIN / "rabbitmq-server")]),
             env=self.environment(name),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -352,6 +411,25 @@ class LocalRabbitMQCluster:
         self._kill_tree(name)
         return killed_at
 
+    def freeze(self, name: str) -> float:
+        """SIGSTOP every process of the node (a stalled VM): it stops answering, but its kernel
+        still accepts connections and acknowledges TCP, so no client sees a reset. Returns the
+        time of the freeze (``time.time()``)."""
+        process = self._processes.get(name)
+        if process is None or process.poll() is not None:
+            raise DrillError(f"{name} is not running; nothing to freeze")
+        os.killpg(process.pid, signal.SIGSTOP)
+        return time.time()
+
+    def resume(self, name: str) -> float:
+        """SIGCONT what :meth:`freeze` stopped; returns the time (``time.time()``)."""
+        process = self._processes.get(name)
+        if process is None:
+            raise DrillError(f"{name} was never started; nothing to resume")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
+        return time.time()
+
     def _kill_tree(self, name: str) -> None:
         process = self._processes.pop(name, None)
         if process is None:
@@ -368,6 +446,8 @@ class LocalRabbitMQCluster:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
+            # A frozen node only acts on SIGTERM once it runs again.
+            os.killpg(process.pid, signal.SIGCONT)
         try:
             process.wait(timeout=timeout)
         finally:
@@ -400,13 +480,13 @@ class LocalRabbitMQCluster:
         last = ""
         while time.monotonic() < deadline:
             result = subprocess.run(
-                ["bash", "-c", check], env=self.environment(name), capture_output=True,
-                text=True, timeout=60, start_new_session=True,
+                self.node_command(name, ["bash", "-c", check]), env=self.environment(name),
+                capture_output=True, text=True, timeout=60, start_new_session=True,
             )
             if result.returncode == 0:
                 live = [n.name for n in self.nodes if self.is_running(n.name)]
-                # A paused minority node (pause_minority) answers with an error until it
-                # resumes: that is "not yet", not a failure.
+                # A node that is paused (pause_minority) or restarting (autoheal) answers with
+                # an error until it runs again: that is "not yet", not a failure.
                 if all(name in self._running_nodes_or_empty(other) for other in live):
                     return time.monotonic() - started
                 last = "not yet seen by every running node"
@@ -415,21 +495,105 @@ class LocalRabbitMQCluster:
             time.sleep(0.5)
         raise DrillError(f"{name} did not rejoin within {timeout:.0f} s: {last}")
 
-    def rolling_restart(self, on_node_restarted=None) -> list[float]:
+    def convergence(self, timeout: float = 5.0) -> Convergence:
+        """Is the cluster whole: every node running, no node reporting a partition, and every
+        quorum queue with all ``size`` members online? Lists what is not (CLI timeouts count as
+        "not yet": a frozen or partitioned node makes queries through it time out)."""
+        names = [node.name for node in self.nodes]
+        problems: list[str] = []
+        for name in names:
+            if not self.is_running(name):
+                problems.append(f"{name}: not running")
+                continue
+            try:
+                status = self.cli("rabbitmq-diagnostics", name, "cluster_status", "--formatter",
+                                  "json", "--timeout", f"{timeout:g}", check=False,
+                                  timeout=timeout + 30)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{name}: cluster_status did not answer")
+                continue
+            try:
+                data = json.loads(status.stdout)
+                running, partitions = set(data["running_nodes"]), data.get("partitions") or {}
+            except (ValueError, KeyError, TypeError):
+                problems.append(f"{name}: cluster_status failed ({_first_line(status)})")
+                continue
+            if running != set(names):
+                problems.append(f"{name}: sees running {sorted(running)}")
+            if partitions:
+                problems.append(f"{name}: reports partitions {partitions}")
+        if problems:
+            return Convergence(converged=False, problems=tuple(problems))
+        try:
+            listing = self.cli("rabbitmqctl", names[0], "list_queues", "-p", DRILL_VHOST, "name",
+                               "type", "members", "online", "--formatter", "json", "--timeout",
+                               f"{timeout:g}", check=False, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            return Convergence(converged=False, problems=("list_queues did not answer",))
+        try:
+            queues = json.loads(listing.stdout)
+        except ValueError:
+            queues = None
+        if listing.returncode != 0 or not isinstance(queues, list):
+            return Convergence(converged=False,
+                               problems=(f"list_queues failed ({_first_line(listing)})",))
+        for queue in queues:
+            if queue.get("type") != "quorum":
+                continue
+            members, online = set(queue.get("members") or ()), set(queue.get("online") or ())
+            if len(members) < self.size:
+                problems.append(f"queue {queue['name']}: {len(members)} of {self.size} members")
+            if online != members:
+                problems.append(
+                    f"queue {queue['name']}: offline members {sorted(members - online)}"
+                )
+        return Convergence(converged=not problems, problems=tuple(problems))
+
+    def await_converged(
+        self, timeout: float = 300.0, interval: float = 1.0, on_progress=None
+    ) -> float:
+        """Wait until :meth:`convergence` says the cluster is whole; returns the seconds waited.
+
+        ``on_progress`` (if given) gets the problems of every check that failed. Raises
+        :class:`DrillError` with what was still missing if it never converges.
+        """
+        started = time.monotonic()
+        last = Convergence(converged=False, problems=("never checked",))
+        while time.monotonic() - started < timeout:
+            last = self.convergence()
+            if last.converged:
+                return time.monotonic() - started
+            if on_progress is not None:
+                on_progress(last.problems)
+            time.sleep(interval)
+        raise DrillError(
+            f"the cluster did not converge within {timeout:.0f} s: {'; '.join(last.problems)}"
+        )
+
+    def rolling_restart(
+        self, on_node_restarted=None, on_node_draining=None, on_node_stopping=None
+    ) -> list[float]:
         """Restart every node, highest ordinal first, the way the StatefulSet controller does.
 
-        Per node: the pod's preStop (await quorum+1, drain), a clean stop, start, wait until it
-        rejoined. Returns each node's seconds from stop to rejoined.
+        Per node: the pod's preStop (await quorum+1, drain), a clean stop (SIGTERM), start, wait
+        until it rejoined. The callbacks get the node name when its preStop starts, right
+        before its SIGTERM, and once it rejoined. Returns each node's seconds from the SIGTERM
+        to rejoined.
         """
         prestop = config.prestop_script(quorum_wait_seconds=120, drain_timeout_seconds=60)
         durations = []
         for node in reversed(self.nodes):
+            if on_node_draining is not None:
+                on_node_draining(node.name)
             result = subprocess.run(
-                ["bash", "-c", prestop], env=self.environment(node.name), capture_output=True,
-                text=True, timeout=300, start_new_session=True,
+                self.node_command(node.name, ["bash", "-c", prestop]),
+                env=self.environment(node.name), capture_output=True, text=True, timeout=300,
+                start_new_session=True,
             )
             if result.returncode != 0:
                 raise DrillError(f"preStop on {node.name} failed: {result.stderr}")
+            if on_node_stopping is not None:
+                on_node_stopping(node.name)
             stopped_at = time.monotonic()
             self.stop(node.name)
             self.start(node.name)
@@ -444,7 +608,18 @@ class LocalRabbitMQCluster:
     def amqp_url(self, name: str) -> str:
         node = self.node(name)
         vhost = urllib.parse.quote(DRILL_VHOST, safe="")
-        return f"amqp://{DRILL_APP_USER}:{self.app_password}@127.0.0.1:{node.amqp_port}/{vhost}"
+        return (
+            f"amqp://{DRILL_APP_USER}:{self.app_password}@{node.amqp_host}:{node.amqp_port}/"
+            f"{vhost}"
+        )
+
+    def short_name(self, name: str) -> str:
+        """A node's name for tables and charts (``rmq1``)."""
+        return node_short_name(name)
+
+    def client_command(self, argv: list[str]) -> list[str]:
+        """``argv`` run where the cluster's clients can reach its AMQP URLs (here: anywhere)."""
+        return argv
 
     def amqp_urls(self) -> list[str]:
         """One URL per node, application user and vhost (Celery's failover list, as a list)."""
@@ -453,6 +628,13 @@ class LocalRabbitMQCluster:
     def broker_url(self) -> str:
         """The `;`-separated failover list Celery takes, like the Kubernetes Secret's value."""
         return ";".join(self.amqp_urls())
+
+    def node_for_endpoint(self, host: str, port: int) -> str:
+        """The node a client reached at ``host:port`` (as a "Connected to ..." log line says)."""
+        for node in self.nodes:
+            if node.amqp_host == host and node.amqp_port == port:
+                return node.name
+        raise KeyError(f"no node of this cluster listens for AMQP on {host}:{port}")
 
     def node_for_port(self, port: int) -> str:
         for node in self.nodes:
@@ -501,3 +683,8 @@ class LocalRabbitMQCluster:
 
 def node_short_name(name: str) -> str:
     return re.sub(r"@.*", "", name)
+
+
+def _first_line(result: subprocess.CompletedProcess) -> str:
+    text = (result.stderr or result.stdout or "").strip()
+    return text.splitlines()[0][:200] if text else f"exit {result.returncode}"

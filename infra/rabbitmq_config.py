@@ -25,6 +25,12 @@ Version facts the gates below encode (RabbitMQ release notes / docs):
 - 4.3 removed Mnesia: `cluster_partition_handling` keys are accepted but have no effect (the
   Raft-based metadata store decides by majority), so they are omitted from 4.3 on; 4.3 also
   rejects transient non-exclusive queues unless permitted.
+- 3.13 added continuous membership reconciliation of quorum queues (a queue that lost a member
+  grows back to the target size by itself); 3.10 has no such key.
+
+Silent faults (measured with `python -m drills.silent_faults`, RabbitMQ 3.10.8, every node in
+its own network namespace, 25 s faults; the README has the full table): see the comments at
+`net_ticktime`, `cluster_partition_handling` and the reconciliation keys in `rabbitmq_conf`.
 """
 
 from __future__ import annotations
@@ -110,9 +116,17 @@ def has_partition_handling(version: RabbitMQVersion) -> bool:
     return not version.at_least(4, 3)
 
 
+def has_membership_reconciliation(version: RabbitMQVersion) -> bool:
+    """3.13+: quorum queues grow back to their target size by themselves."""
+    return version.at_least(3, 13)
+
+
 # ---------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------
+
+PARTITION_HANDLING_MODES = ("autoheal", "pause_minority")
+"""The Mnesia partition handling modes the platform supports (``ignore`` never heals)."""
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
@@ -169,6 +183,12 @@ class BrokerSettings:
     disk_free_limit_bytes: int
     definitions_path: str
     listeners: Listeners = field(default_factory=Listeners)
+    partition_handling: str = "autoheal"
+    """Mnesia versions (< 4.3) only: ``autoheal`` (default) or ``pause_minority``. See
+    ``rabbitmq_conf`` for the measured reason."""
+    net_ticktime_seconds: int = 10
+    """How soon a node that stopped answering (frozen, partitioned) is declared down by its
+    peers: after about 1-1.25x this. See ``rabbitmq_conf`` for the measured reason."""
     permit_transient_nonexclusive_queues: bool = True
     """4.3+ only. Celery's remote-control (pidbox) and event queues are transient and
     non-exclusive; 4.3 rejects those unless permitted, which would break `celery inspect` and
@@ -184,6 +204,20 @@ class BrokerSettings:
             raise ValueError(
                 f"BrokerSettings.memory_high_watermark_bytes: {self.memory_high_watermark_bytes}"
                 " — below 64 MiB a node spends its time blocking publishers; give it more"
+            )
+        if self.partition_handling not in PARTITION_HANDLING_MODES:
+            raise ValueError(
+                f"BrokerSettings.partition_handling: {self.partition_handling!r} — use one of "
+                f"{', '.join(PARTITION_HANDLING_MODES)}"
+            )
+        if (
+            not isinstance(self.net_ticktime_seconds, int)
+            or isinstance(self.net_ticktime_seconds, bool)
+            or not 5 <= self.net_ticktime_seconds <= 600
+        ):
+            raise ValueError(
+                f"BrokerSettings.net_ticktime_seconds: {self.net_ticktime_seconds!r} — use a whole "
+                "number of seconds 5..600 (RabbitMQ's default is 60; the platform uses 10)"
             )
         if self.disk_free_limit_bytes < 50 * 10**6:
             raise ValueError(
@@ -249,15 +283,45 @@ def rabbitmq_conf(settings: BrokerSettings) -> str:
         f"cluster_formation.target_cluster_size_hint = {settings.target_cluster_size}",
     ]
     if has_partition_handling(version):
-        # A minority side pauses (closes client ports) instead of accepting writes that the
-        # majority will later discard. 4.3+ has no Mnesia; Raft majorities decide instead.
-        lines.append("cluster_partition_handling = pause_minority")
+        # autoheal, not pause_minority (measured, RabbitMQ 3.10.8, 10 s tick): a node frozen
+        # for longer than the tick time (a stalled VM) is declared down by its peers, and when
+        # it resumes pause_minority never pauses it (it sees the others again at once), so the
+        # cluster stayed partitioned, with no automatic recovery, after every freeze (2 of 2,
+        # > 300 s); it did recover partitions (3 of 3, 8-14 s). autoheal restarts the losing
+        # side: 17 of 19 freezes and partitions converged with no manual step (most within
+        # 20 s, the slowest 148 s); 2 partitioned leaders did not within 300 s (a quorum queue
+        # left with 2 of 3 members, which 3.13+ repairs by itself, see below; and autoheal
+        # restarting the minority node again and again while one winner kept a stale partition
+        # record). Data safety does not rest on pausing: every queue is a quorum queue, and one
+        # on a minority side has no quorum, so a write there is never confirmed (clients time
+        # out and fail over). 4.3+ has no Mnesia; Raft decides.
+        lines.append(f"cluster_partition_handling = {settings.partition_handling}")
+    lines += [
+        # 10 s, not Erlang's 60 s (measured, RabbitMQ 3.10.8): while a silent peer is still
+        # believed alive, metadata writes (the bindings every client declares when it
+        # reconnects) wait for it, so with 60 s clients could not resume before a 25 s freeze
+        # or partition ended (stalls of 25.5 and 28.8 s); with 10 s they resumed after 7.9-18 s
+        # (median 11.5 s over 8 runs), with 15 s after 18 s. Ticks go out every 2.5 s; a peer
+        # silent for ~10-12.5 s is declared down. Cost: a node that cannot send a tick for 10 s
+        # (CPU starvation) is taken for dead, and autoheal restarts it.
+        f"net_ticktime = {settings.net_ticktime_seconds}",
+    ]
     lines += [
         "",
         "## Queues",
         # New leaders go to the node with the fewest, so one node does not carry every queue.
         "queue_leader_locator = balanced",
     ]
+    if has_membership_reconciliation(version) and settings.target_cluster_size > 1:
+        # A quorum queue that lost a member (measured on 3.10 after a partitioned leader healed:
+        # the dead-letter queue kept 2 of 3 members until `rabbitmq-queues grow`) grows back to
+        # the cluster size by itself. Never removes members: a node that is away comes back.
+        lines += [
+            "quorum_queue.continuous_membership_reconciliation.enabled = true",
+            "quorum_queue.continuous_membership_reconciliation.target_group_size = "
+            f"{settings.target_cluster_size}",
+            "quorum_queue.continuous_membership_reconciliation.auto_remove = false",
+        ]
     if has_node_wide_default_queue_type(version):
         # Every vhost (not only ours) defaults to replicated queues.
         lines.append("default_queue_type = quorum")

@@ -41,6 +41,8 @@ def test_every_option_of_every_command_has_help_text() -> None:
         (["count", "--queue", "huge"], "argument --queue: invalid choice: 'huge'"),
         (["record", "--n", "5"], "the following arguments are required: --prefix"),
         (["record", "--prefix", "p", "--work-seconds", "-1"], "out of range 0..600 seconds"),
+        (["record", "--prefix", "p", "--countdown", "soon"], "'soon' is not a number of seconds"),
+        (["record", "--prefix", "p", "--countdown", "90000"], "out of range 0..86400 seconds"),
         (["teleport"], "invalid choice: 'teleport'"),
         ([], "the following arguments are required: TASK"),
     ],

@@ -87,6 +87,25 @@ def test_every_celery_setting_is_a_known_celery_setting() -> None:
     assert set(celery_settings({})) - set(DEFAULTS) == set()
 
 
+def test_broker_bounds_come_from_the_environment_and_reach_celery() -> None:
+    environ = {
+        "CELERY_BROKER_HEARTBEAT": "6",
+        "CELERY_BROKER_CONNECT_TIMEOUT": "1.5",
+        "CELERY_BROKER_CONFIRM_TIMEOUT": "4",
+        "CELERY_BROKER_SOCKET_TIMEOUT": "3",
+        "CELERY_PUBLISH_TIMEOUT": "7",
+    }
+    bounds = AppSettings.from_environ(environ).broker_bounds
+    assert (bounds.heartbeat, bounds.connect_timeout, bounds.confirm_timeout) == (6, 1.5, 4)
+    assert (bounds.socket_timeout, bounds.publish_budget) == (3, 7)
+    config = celery_settings(environ)
+    assert config["broker_heartbeat"] == 6
+    assert config["broker_connection_timeout"] == 1.5
+    assert config["broker_transport_options"]["read_timeout"] == 3
+    # Unset: the platform's defaults, a silent node is noticed within ~10 s.
+    assert celery_settings({})["broker_heartbeat"] == 5.0
+
+
 def test_soft_shutdown_timeout_comes_from_the_environment() -> None:
     config = celery_settings({"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "27.5"})
     assert config["worker_soft_shutdown_timeout"] == 27.5
@@ -115,6 +134,12 @@ def test_lcs_routing_uses_the_total_length_against_the_threshold() -> None:
         ("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", "nan", "between 0 and 3600"),
         ("CELERY_HEARTBEAT_FILE", "relative/file", "absolute path"),
         ("CELERY_RESULT_EXPIRES", "5", ">= 60"),
+        ("CELERY_BROKER_HEARTBEAT", "often", "not a number of seconds"),
+        ("CELERY_BROKER_HEARTBEAT", "1", "give 2..600 s"),
+        ("CELERY_BROKER_CONNECT_TIMEOUT", "inf", "not a number of seconds"),
+        ("CELERY_BROKER_CONFIRM_TIMEOUT", "0", "give 0.1..300 s"),
+        ("CELERY_BROKER_SOCKET_TIMEOUT", "-3", "give 0.5..300 s"),
+        ("CELERY_PUBLISH_TIMEOUT", "9999", "give 0.5..600 s"),
     ],
 )
 def test_invalid_settings_name_the_variable_and_the_fix(

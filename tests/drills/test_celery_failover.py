@@ -4,7 +4,9 @@ faults, and resume quickly.
 Each scenario of ``drills.celery_failover`` runs from a fresh cluster and database with two real
 workers (the Deployment's command line, the app's settings) and the app's scheduler enqueueing
 5,000 idempotent tasks; every task must complete, publishing must survive the fault, and no
-process may be left behind. Durations are printed (and charted into ``build/drills/``), not
+process may be left behind. The rolling restart's faults are the SIGTERMs (not the drains before
+them), and the task a killed worker was running must be delivered again and run to completion
+exactly once. Durations are printed (and charted into ``build/drills/``), not
 asserted, except one regression guard: after the node the workers use is killed they must
 resume within seconds, not the ~18 s Celery's own delayed-delivery set-up took.
 
@@ -12,6 +14,8 @@ Run with ``pytest -m drill tests/drills/test_celery_failover.py -s`` to see the 
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +86,17 @@ def test_no_task_is_lost_and_processing_resumes(scenario: str) -> None:
     assert result.completed == result.tasks
     assert result.faults, "the fault never happened"
     assert result.load_outlasted_faults, "the load ended before the fault: nothing was measured"
-    assert result.chart is not None
+    assert result.chart and Path(result.chart).stat().st_size > 0, "no chart was written"
+    if scenario == "worker-kill":
+        task = result.interrupted_task
+        assert task is not None, "the interrupted task was not followed"
+        assert task.starts == 2, f"interrupted once, delivered again once: {task}"
+        assert task.completions == 1, f"ran to completion exactly once: {task}"
+        assert task.redelivered_after_seconds is not None
+    if scenario == "rolling-restart":
+        faults = [fault.label for fault in result.faults]
+        assert all(label.startswith("SIGTERM") for label in faults), faults
+        assert len(faults) == 3, "one fault per node: its SIGTERM"
     if scenario == "node-kill":
         worst = result.worst_fault
         assert worst.to_first_completion is not None

@@ -68,12 +68,51 @@ def test_unsupported_versions_are_refused(version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_partition_handling_is_pause_minority_until_4_3_then_absent(version):
+def test_partition_handling_is_autoheal_until_4_3_then_absent(version):
     keys = conf_keys(config.rabbitmq_conf(settings(version)))
     if config.RabbitMQVersion.parse(version) < config.RabbitMQVersion(4, 3):
-        assert keys["cluster_partition_handling"] == "pause_minority"
+        assert keys["cluster_partition_handling"] == "autoheal"
     else:
         assert not any(key.startswith("cluster_partition_handling") for key in keys)
+    paused = conf_keys(config.rabbitmq_conf(settings(version, partition_handling="pause_minority")))
+    if config.has_partition_handling(config.RabbitMQVersion.parse(version)):
+        assert paused["cluster_partition_handling"] == "pause_minority"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_silent_peer_is_declared_down_after_ten_seconds_on_every_version(version):
+    keys = conf_keys(config.rabbitmq_conf(settings(version)))
+    assert keys["net_ticktime"] == "10"
+    assert conf_keys(config.rabbitmq_conf(settings(version, net_ticktime_seconds=30)))[
+        "net_ticktime"] == "30"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_quorum_queues_grow_back_to_the_cluster_size_where_the_version_can(version):
+    keys = conf_keys(config.rabbitmq_conf(settings(version, target_cluster_size=5)))
+    prefix = "quorum_queue.continuous_membership_reconciliation."
+    if config.RabbitMQVersion.parse(version) >= config.RabbitMQVersion(3, 13):
+        assert keys[prefix + "enabled"] == "true"
+        assert keys[prefix + "target_group_size"] == "5"
+        assert keys[prefix + "auto_remove"] == "false"
+    else:
+        # 3.10 refuses to boot on unknown keys.
+        assert not any(key.startswith(prefix) for key in keys)
+    single = conf_keys(config.rabbitmq_conf(settings(version, target_cluster_size=1)))
+    assert not any(key.startswith(prefix) for key in single)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"partition_handling": "ignore"}, "partition_handling: 'ignore' — use one of autoheal"),
+        ({"net_ticktime_seconds": 2}, "net_ticktime_seconds: 2 — use a whole number of seconds"),
+        ({"net_ticktime_seconds": 10.5}, "net_ticktime_seconds: 10.5"),
+    ],
+)
+def test_bad_failure_detection_settings_are_refused_with_the_allowed_values(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settings("3.10.8", **overrides)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
