@@ -35,7 +35,7 @@ import contextlib
 import math
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -307,7 +307,7 @@ class TaskPublisher:
                 phase = "publish/confirm" if written else "connect"
                 trace.errors.append(f"{phase} on {connection.host}: {type(error).__name__}: "
                                     f"{error}")
-                _drop(connection)
+                drop(connection)
             finally:
                 trace.longest_attempt_seconds = max(
                     trace.longest_attempt_seconds, time.monotonic() - attempt_started
@@ -323,38 +323,52 @@ class TaskPublisher:
 
     def _prepare(self, connection: Any, call: TaskCall, attempt_deadline: float) -> Any:
         """Connect, open the channel and declare the queue: nothing is sent to a queue yet, so
-        a failure here means the task was not enqueued. Every reply waited for here arrives
-        before the attempt's deadline or the wait fails (``socket.timeout``)."""
-        connection.ensure_connection(
-            max_retries=max(0, len(connection.alt) - 1) if connection.alt else 0,
-            interval_start=0,
-            interval_step=0,
-            timeout=max(0.1, attempt_deadline - time.monotonic()),
-        )
-        sock = connection.connection.sock
-        # py-amqp waits for RPC replies with no timeout of its own (only SO_RCVTIMEO, per
-        # read); a socket timeout bounds the channel open and the declares to the attempt.
-        sock.settimeout(max(0.1, attempt_deadline - time.monotonic()))
-        try:
+        a failure here means the task was not enqueued."""
+        with replies_within(connection, attempt_deadline):
             producer = self.celery.amqp.Producer(connection, auto_declare=False)
             producer.maybe_declare(self.celery.amqp.queues[call.queue])
-        finally:
-            with contextlib.suppress(OSError):
-                sock.settimeout(None)
         return producer
 
     def _retryable_errors(self, connection: Any) -> tuple[type[BaseException], ...]:
         if self._retryable is None:
-            self._retryable = (
-                *connection.connection_errors,
-                *connection.channel_errors,
-                OperationalError,
-                OSError,
-            )
+            self._retryable = retryable_errors(connection)
         return self._retryable
 
 
-def _drop(connection: Any) -> None:
+@contextlib.contextmanager
+def replies_within(connection: Any, attempt_deadline: float) -> Iterator[None]:
+    """Connect ``connection`` (node after node of its failover list) and bound every reply
+    waited for inside the block (channel open, declares) by ``attempt_deadline``
+    (``time.monotonic()``); a reply that does not come in time raises ``socket.timeout``."""
+    connection.ensure_connection(
+        max_retries=max(0, len(connection.alt) - 1) if connection.alt else 0,
+        interval_start=0,
+        interval_step=0,
+        timeout=max(0.1, attempt_deadline - time.monotonic()),
+    )
+    sock = connection.connection.sock
+    # py-amqp waits for RPC replies with no timeout of its own (only SO_RCVTIMEO, per
+    # read); a socket timeout bounds the channel open and the declares to the attempt.
+    sock.settimeout(max(0.1, attempt_deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(None)
+
+
+def retryable_errors(connection: Any) -> tuple[type[BaseException], ...]:
+    """What a publish on ``connection`` may fail with that another attempt (on the next node)
+    can cure."""
+    return (
+        *connection.connection_errors,
+        *connection.channel_errors,
+        OperationalError,
+        OSError,
+    )
+
+
+def drop(connection: Any) -> None:
     """Forget a connection without talking to its (possibly silent) node, then move to the
     next URL of the failover list: a polite close would wait for the silent node's reply."""
     with contextlib.suppress(Exception):

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from app import jobs
 from app.broker import PublishFailed, PublishTrace, TaskCall, TaskPublisher
 from app.celery_app import HaCelery, make_celery
+from app.publish_window import DEFAULT_WINDOW, WindowedPublisher, WindowTrace, check_window
 from app.settings import DEFAULT_QUEUE, QUEUES, AppSettings, SettingsError
 
 Call = TaskCall | tuple[str, tuple[Any, ...], str]
@@ -66,6 +67,17 @@ def _seconds(high: float) -> Callable[[str], float]:
     return parse
 
 
+def _window(raw: str) -> int:
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    try:
+        return check_window(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("window: ")) from None
+
+
 def _rate(raw: str) -> float:
     try:
         value = float(raw)
@@ -91,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(1, 64),
         default=4,
         help="publishing threads, each with its own broker connection",
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=DEFAULT_WINDOW,
+        help="unconfirmed messages each publisher may have in flight: the broker confirms "
+        "them as they are stored, a nack or a lost connection sends exactly the unconfirmed "
+        "ones again (same task ids); 1 waits for each confirm before the next message",
     )
     parser.add_argument(
         "--rate",
@@ -242,19 +262,23 @@ def send_many(
     rate: float | None = None,
     retry_seconds: float = 60.0,
     stats: PublishStats | None = None,
+    window: int = DEFAULT_WINDOW,
 ) -> float:
     """Publish ``total`` tasks from ``publishers`` threads; returns the elapsed seconds.
 
-    Each publish waits for the broker's confirm (a quorum write, ~5 ms here), so one thread
-    tops out near 200 tasks/s; several threads, each with its own connection, overlap the waits.
+    Every task counts as sent only once the broker confirmed it (a quorum write, ~5 ms here).
+    With ``window`` > 1 each thread's connection keeps up to ``window`` messages unconfirmed
+    (:class:`~app.publish_window.WindowedPublisher`): a nack or a lost connection sends
+    exactly the unconfirmed ones again, with the same task ids, on the next node of the
+    failover list. With ``window`` 1 each publish waits for its own confirm
+    (:class:`~app.broker.TaskPublisher`), so one thread tops out near 200 tasks/s.
     ``rate`` paces the tasks evenly (task ``i`` is not sent before ``i / rate`` seconds).
 
-    Each publish goes through :class:`~app.broker.TaskPublisher`: one attempt waits at most
-    the confirm timeout (a silent node cannot hold it), and a failed attempt (the node died,
-    went silent, or a quorum queue is electing a leader) is retried on the next node of the
-    failover list for up to ``retry_seconds``. A publish whose confirm never arrived may have
-    been stored anyway, so a retry can enqueue a task twice: tasks are idempotent, and at least
-    once is the contract. ``stats`` (if given) counts the retries and the longest waits.
+    Either way no wait is unbounded (a silent node cannot hold a publisher longer than the
+    confirm timeout), and a task is retried on the next node for up to ``retry_seconds``
+    from its first write. A message whose confirm never arrived may have been stored anyway,
+    so a retry can enqueue a task twice: tasks are idempotent, and at least once is the
+    contract. ``stats`` (if given) counts the retries and the longest waits.
     """
     started = time.perf_counter()
     sent = 0
@@ -265,23 +289,45 @@ def send_many(
 
     with tqdm(total=total, unit=unit, disable=not progress, smoothing=0.1) as bar:
 
-        def publish_every_nth(offset: int) -> None:
+        def confirmed(count: int) -> None:
             nonlocal sent
+            with lock:
+                sent += count
+                bar.update(count)
+
+        def wait_for_turn(index: int) -> float:
+            """Seconds until task ``index`` is due at ``rate``."""
+            return started + index / rate - time.perf_counter() if rate is not None else 0.0
+
+        def one_confirm_each(offset: int) -> None:
+            with celery.connection_for_write() as connection:
+                publisher = TaskPublisher(celery, connection=connection, budget=retry_seconds)
+                for index in range(offset, total, publishers):
+                    if failed.is_set():
+                        return
+                    delay = wait_for_turn(index)
+                    if delay > 0:
+                        time.sleep(delay)
+                    trace = publisher.publish(_as_task_call(make_call(index)))
+                    with lock:
+                        stats.add(trace)
+                    confirmed(1)
+
+        def windowed(offset: int) -> None:
+            publisher = WindowedPublisher(celery, window=window, budget=retry_seconds)
+            indices = range(offset, total, publishers)
+            trace = publisher.publish(
+                (_as_task_call(make_call(index)) for index in indices),
+                on_confirmed=confirmed,
+                pace=None if rate is None else lambda k: wait_for_turn(indices[k]),
+                stop=failed,
+            )
+            with lock:
+                stats.add_window(trace)
+
+        def publish_every_nth(offset: int) -> None:
             try:
-                with celery.connection_for_write() as connection:
-                    publisher = TaskPublisher(celery, connection=connection, budget=retry_seconds)
-                    for index in range(offset, total, publishers):
-                        if failed.is_set():
-                            return
-                        if rate is not None:
-                            delay = started + index / rate - time.perf_counter()
-                            if delay > 0:
-                                time.sleep(delay)
-                        trace = publisher.publish(_as_task_call(make_call(index)))
-                        with lock:
-                            stats.add(trace)
-                            sent += 1
-                            bar.update(1)
+                (windowed if window > 1 else one_confirm_each)(offset)
             except BaseException as error:
                 errors.append(error)
                 failed.set()
@@ -296,8 +342,9 @@ def send_many(
             thread.join()
     if errors:
         raise PublishError(
-            f"publishing stopped after {sent} of {total} {unit} (each publish was confirmed, so "
-            f"at least {sent} were enqueued): {type(errors[0]).__name__}: {errors[0]}"
+            f"publishing stopped after {sent} of {total} {unit} (each counted publish was "
+            f"confirmed, so at least {sent} were enqueued): {type(errors[0]).__name__}: "
+            f"{errors[0]}"
         ) from errors[0]
     return time.perf_counter() - started
 
@@ -312,6 +359,23 @@ class PublishStats:
     """The longest single publish attempt (connect, write, wait for the confirm)."""
     longest_publish_seconds: float = 0.0
     """The longest time one task took to be confirmed, retries on other nodes included."""
+
+    nacked: int = 0
+    """Messages the broker nacked (not stored), each sent again (windowed publishing)."""
+    republished: int = 0
+    """Messages sent again after a nack or a lost connection (windowed publishing)."""
+
+    def add_window(self, trace: WindowTrace) -> None:
+        """One windowed publisher's run: each failover is a retry of the window."""
+        self.retries += max(0, trace.connections - 1)
+        self.nacked += trace.nacked
+        self.republished += trace.republished
+        if trace.errors:
+            self.last_error = trace.errors[-1]
+        self.longest_call_seconds = max(self.longest_call_seconds, trace.longest_attempt_seconds)
+        self.longest_publish_seconds = max(
+            self.longest_publish_seconds, trace.longest_confirm_seconds
+        )
 
     def add(self, trace: PublishTrace) -> None:
         self.retries += trace.attempts - 1
@@ -342,6 +406,11 @@ def _report(sent: int, unit: str, seconds: float, stats: PublishStats | None = N
         )
         if stats.retries:
             print(f"  retried {stats.retries} publish(es) after errors (last: {stats.last_error})")
+        if stats.nacked or stats.republished:
+            print(
+                f"  sent {stats.republished} message(s) again with their task ids "
+                f"({stats.nacked} nacked, the rest unconfirmed when a connection failed)"
+            )
 
 
 def _random_text(rng: random.Random, alphabet: str, length: int) -> str:
@@ -429,8 +498,14 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
             rate=arguments.rate,
             retry_seconds=arguments.retry_seconds,
             stats=stats,
+            window=arguments.window,
         )
         _report(total, "tasks", seconds, stats)
+        print(
+            f"  {arguments.publishers} publisher(s), "
+            + (f"window {arguments.window} unconfirmed each" if arguments.window > 1
+               else "one confirm per message")
+        )
         if command == "noop-batch":
             print(f"  = {arguments.n / seconds:,.0f} items/s published")
     elif command == "lcs":
