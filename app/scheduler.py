@@ -9,6 +9,7 @@ Does not own: what the tasks do (``app.tasks``) or how LCS jobs are stored (``ap
 Examples::
 
     python -m app.scheduler count --n 10000 --seconds 1
+    python -m app.scheduler --window 1 noop --n 10000     # one confirm per message
     python -m app.scheduler record --n 5000 --prefix drill-1
     python -m app.scheduler completions --prefix drill-1
     python -m app.scheduler lcs --n 20 --length 5000

@@ -43,6 +43,9 @@ def test_every_option_of_every_command_has_help_text() -> None:
         (["record", "--prefix", "p", "--work-seconds", "-1"], "out of range 0..600 seconds"),
         (["record", "--prefix", "p", "--countdown", "soon"], "'soon' is not a number of seconds"),
         (["record", "--prefix", "p", "--countdown", "90000"], "out of range 0..86400 seconds"),
+        (["--window", "0", "noop"], "argument --window: 0 is not allowed; give a whole number "
+         "1..10000"),
+        (["--window", "wide", "noop"], "argument --window: 'wide' is not a whole number"),
         (["teleport"], "invalid choice: 'teleport'"),
         ([], "the following arguments are required: TASK"),
     ],
