@@ -22,11 +22,15 @@ Owns:
 - :class:`TaskPublisher`: publish one task within a total budget, node after node of the
   failover list; it raises :class:`PublishRefused` when nothing reached a broker that could
   have kept it, or :class:`PublishUnconfirmed` when a message was written but never confirmed
-  (it may be enqueued: the caller must keep what it needs to publish again).
+  (it may be enqueued: the caller must keep what it needs to publish again);
+- the pieces every publisher shares: :func:`replies_within` (connect through the failover list
+  and bound every reply to a deadline), :func:`retryable_errors` and :func:`drop` (forget a
+  connection without waiting on its node).
 
 Does not own: reading or validating the settings (``app.settings``), the worker's consumer
-steps (``app.bootsteps`` uses :func:`failover_order`), or what a caller answers its own caller
-(``app.web``, ``app.scheduler``).
+steps (``app.bootsteps`` uses :func:`failover_order`), publishing a stream of tasks with a
+window of unconfirmed messages (``app.publish_window``, built on the pieces above), or what a
+caller answers its own caller (``app.web``, ``app.scheduler``).
 """
 
 from __future__ import annotations

@@ -14,14 +14,13 @@ node); a silent node is the same relay frozen (``drills.freezable_proxy``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from kombu import Connection, Queue
+from kombu import Queue
 
 from app.broker import BrokerBounds, PublishUnconfirmed, TaskCall
 from app.celery_app import make_celery
@@ -29,6 +28,7 @@ from app.publish_window import MAX_WINDOW, WindowedPublisher, check_window
 from app.settings import DEFAULT_QUEUE, AppSettings
 from drills.freezable_proxy import FreezableProxy
 from drills.local_services import BROKER_HOST, BROKER_PORT, private_vhost
+from drills.scheduler_window import arrivals, read_back
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -66,48 +66,14 @@ def calls(total: int, *, queue: str = DEFAULT_QUEUE,
         yield TaskCall(name="record", args=(f"key-{index:05d}", 0.0), queue=queue)
 
 
-def read_back(url: str, queue: str, *, expect_at_least: int, stop: threading.Event | None = None,
-              timeout: float = 60.0) -> list[tuple[str, str]]:
-    """``(key, task id)`` of every message in ``queue``, consumed until the queue stays empty
-    for a second after at least ``expect_at_least`` arrived (or ``stop`` is set and it is
-    empty)."""
-    seen: list[tuple[str, str]] = []
-
-    def on_message(body: object, message) -> None:  # type: ignore[no-untyped-def]
-        args = json.loads(message.body)[0]
-        seen.append((args[0], message.headers["id"]))
-
-    deadline = time.monotonic() + timeout
-    with Connection(url, connect_timeout=5) as connection:
-        channel = connection.channel()
-        channel.basic_qos(0, 500, False)
-        consumer = connection.Consumer(Queue(queue, no_declare=True), channel=channel,
-                                       callbacks=[on_message], no_ack=True)
-        with consumer:
-            idle_since = time.monotonic()
-            while time.monotonic() < deadline:
-                try:
-                    connection.drain_events(timeout=0.2)
-                    idle_since = time.monotonic()
-                except TimeoutError:
-                    enough = len(seen) >= expect_at_least or (stop is not None and stop.is_set())
-                    if enough and time.monotonic() - idle_since > 1.0:
-                        return seen
-    raise AssertionError(f"read {len(seen)} messages of at least {expect_at_least} in {timeout} s")
-
-
 def check_every_key_once_or_resent(received: list[tuple[str, str]], total: int,
                                    republished: int, window: int) -> int:
     """Every key arrived, each with one task id; returns the copies beyond one per key."""
-    keys = Counter(key for key, _ in received)
-    assert set(keys) == {f"key-{index:05d}" for index in range(total)}, "a task was lost"
-    ids: defaultdict[str, set[str]] = defaultdict(set)
-    for key, task_id in received:
-        ids[key].add(task_id)
-    assert all(len(task_ids) == 1 for task_ids in ids.values()), "a resend got a new task id"
-    duplicates = len(received) - total
-    assert duplicates <= republished <= window, (duplicates, republished, window)
-    return duplicates
+    found = arrivals(received, [f"key-{index:05d}" for index in range(total)])
+    assert found.lost == (), f"{len(found.lost)} task(s) lost"
+    assert found.keys_with_several_ids == (), "a resend got a new task id"
+    assert found.duplicates <= republished <= window, (found.duplicates, republished, window)
+    return found.duplicates
 
 
 # ---------------------------------------------------------------------------- the window size

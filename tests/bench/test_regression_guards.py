@@ -21,6 +21,7 @@ import pytest
 
 from app.lcs import longest_common_substring
 from bench import lcs as lcs_bench
+from bench import scheduler as scheduler_bench
 from bench import throughput
 
 LCS_VS_DIFFLIB_FLOOR = 100.0
@@ -30,6 +31,10 @@ MILLION_VS_REFERENCE_CEILING = 5.0
 (about as long as the LCS here: ~0.9x); 2 s is ~10x that reference on this machine."""
 CHUNKED_VS_PER_ITEM_FLOOR = 20.0
 """README: chunks of 100 move 80x-100x the items of one task per item on the same worker."""
+WINDOW_VS_ONE_CONFIRM_FLOOR = 1.1
+"""README: the scheduler with its window of unconfirmed publishes against one confirm per
+message (2x-3x through the 3-node cluster). Below 1.1x the window no longer overlaps the
+confirms' round trips."""
 PLATFORM_VS_DEFAULTS_FLOOR = 0.2
 """README: per item, the platform at prefetch 16 against Celery's defaults (0.5x-0.6x through
 the 3-node cluster). Below 0.2x something gave back what prefetch and the event settings won."""
@@ -138,6 +143,32 @@ def test_the_platform_per_item_keeps_its_share_of_celerys_default_throughput(
         "platform per item (prefetch 16) vs Celery's defaults (local broker)",
         platform_rate / baseline_rate,
         PLATFORM_VS_DEFAULTS_FLOOR,
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_the_scheduler_window_keeps_its_lead_over_one_confirm_per_message(
+    bench_broker: str,
+) -> None:
+    from app.celery_app import make_celery
+    from app.publish_window import DEFAULT_WINDOW
+    from app.settings import AppSettings
+
+    celery = make_celery(AppSettings(broker_urls=(bench_broker,)))
+    windows = (1, DEFAULT_WINDOW)
+    rates = scheduler_bench.interleaved(
+        lambda window: scheduler_bench.in_process_rate(
+            celery, tasks=1500, window=window, publishers=4
+        ),
+        windows,
+        repeats=3,
+        after_run=lambda _window, _rate: scheduler_bench.queued_then_purged(bench_broker),
+    )
+    guard(
+        f"scheduler --window {DEFAULT_WINDOW} vs --window 1 (local broker, median of 3)",
+        statistics.median(scheduler_bench.ratios(rates, windows)),
+        WINDOW_VS_ONE_CONFIRM_FLOOR,
     )
 
 
