@@ -1,7 +1,7 @@
 """Drill: a node killed while the scheduler publishes with a window loses no task.
 
-``drills.scheduler_window`` with a short fault window (3,000 tasks at 600/s, the publishers'
-node SIGKILLed 2 s in); the full-length report is ``python -m drills.scheduler_window``. Run
+``drills.scheduler_window`` with a short fault window (2,000 tasks at 500/s, the publishers'
+node SIGKILLed 1.5 s in); the full-length report is ``python -m drills.scheduler_window``. Run
 with ``-s`` to see the table (duplicates are printed, not bounded: at least once is the
 contract; a resend keeps its task id).
 """
@@ -20,7 +20,7 @@ def test_killing_the_publishers_node_mid_window_loses_no_task() -> None:
     cluster = LocalRabbitMQCluster(size=3)
     try:
         with cluster:
-            result = scheduler_window.run(cluster, tasks=3000, rate=600.0, kill_after=2.0,
+            result = scheduler_window.run(cluster, tasks=2000, rate=500.0, kill_after=1.5,
                                           window=100)
     finally:
         assert cluster.leftover_processes() == [], "the drill left processes behind"
