@@ -23,7 +23,8 @@ Owns:
   failover list; it raises :class:`PublishRefused` when nothing reached a broker that could
   have kept it, or :class:`PublishUnconfirmed` when a message was written but never confirmed
   (it may be enqueued: the caller must keep what it needs to publish again);
-- the pieces every publisher shares: :func:`replies_within` (connect through the failover list
+- the pieces every publisher shares: :class:`BoundedPublisher` (its waits, from the bounds),
+  :func:`replies_within` (connect through the failover list
   and bound every reply to a deadline), :func:`retryable_errors` and :func:`drop` (forget a
   connection without waiting on its node).
 
@@ -234,7 +235,25 @@ class PublishTrace:
     """One line per failed attempt, in order."""
 
 
-class TaskPublisher:
+class BoundedPublisher:
+    """What every publisher of the app may wait, read once from the app's bounds.
+
+    ``budget``: seconds one task may take from its first attempt to its confirm, failovers
+    included (default: the app's ``publish_budget``, :func:`bounds_of`); ``pause``: seconds
+    between a failed attempt and the next.
+    """
+
+    def __init__(self, celery: Any, *, budget: float | None = None, pause: float = 0.1) -> None:
+        self.celery = celery
+        bounds = bounds_of(celery)
+        self.budget = float(budget if budget is not None else bounds.publish_budget)
+        self.confirm_timeout = bounds.confirm_timeout
+        self.write_timeout = bounds.socket_timeout
+        self.attempt_limit = bounds.attempt_limit()
+        self.pause = pause
+
+
+class TaskPublisher(BoundedPublisher):
     """Publishes tasks with a total budget each, failing over node by node.
 
     ``connection``: a kombu connection the publisher may use for every publish (one per
@@ -245,14 +264,8 @@ class TaskPublisher:
 
     def __init__(self, celery: Any, *, connection: Any = None, budget: float | None = None,
                  pause: float = 0.1) -> None:
-        self.celery = celery
+        super().__init__(celery, budget=budget, pause=pause)
         self.connection = connection
-        bounds = bounds_of(celery)
-        self.budget = float(budget if budget is not None else bounds.publish_budget)
-        self.confirm_timeout = bounds.confirm_timeout
-        self.write_timeout = bounds.socket_timeout
-        self.attempt_limit = bounds.attempt_limit()
-        self.pause = pause
         self._retryable: tuple[type[BaseException], ...] | None = None
 
     def publish(self, call: TaskCall) -> PublishTrace:

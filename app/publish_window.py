@@ -37,10 +37,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.broker import (
+    BoundedPublisher,
     PublishRefused,
     PublishUnconfirmed,
     TaskCall,
-    bounds_of,
     drop,
     replies_within,
     retryable_errors,
@@ -97,7 +97,7 @@ class _ConnectionFailed(Exception):
     """The current connection can no longer be used; the message says why."""
 
 
-class WindowedPublisher:
+class WindowedPublisher(BoundedPublisher):
     """Publishes a stream of tasks with at most ``window`` unconfirmed messages in flight.
 
     ``budget``: seconds any one task may take from its first write to its confirm, failovers
@@ -109,14 +109,8 @@ class WindowedPublisher:
 
     def __init__(self, celery: Any, *, window: int = DEFAULT_WINDOW,
                  budget: float | None = None, pause: float = 0.1) -> None:
-        self.celery = celery
+        super().__init__(celery, budget=budget, pause=pause)
         self.window = check_window(window)
-        bounds = bounds_of(celery)
-        self.budget = float(budget if budget is not None else bounds.publish_budget)
-        self.confirm_timeout = bounds.confirm_timeout
-        self.write_timeout = bounds.socket_timeout
-        self.attempt_limit = bounds.attempt_limit()
-        self.pause = pause
 
     def publish(
         self,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from drills.freezable_proxy import FreezableProxy
 from drills.local_services import private_vhost, scratch_database, stop_process_group
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -55,6 +56,19 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def proxy() -> Iterator[FreezableProxy]:
+    """A relay in front of the local broker that can go silent (``freeze``) or die (``close``)."""
+    with FreezableProxy((BROKER_HOST, BROKER_PORT)) as relay:
+        yield relay
+
+
+def through(proxy: FreezableProxy, url: str) -> str:
+    """The same broker and vhost as ``url``, reached through the relay."""
+    vhost = url.rsplit("/", 1)[1]
+    return f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
 
 
 @pytest.fixture(scope="session")

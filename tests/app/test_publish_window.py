@@ -27,8 +27,9 @@ from app.celery_app import make_celery
 from app.publish_window import MAX_WINDOW, WindowedPublisher, check_window
 from app.settings import DEFAULT_QUEUE, AppSettings
 from drills.freezable_proxy import FreezableProxy
-from drills.local_services import BROKER_HOST, BROKER_PORT, private_vhost
+from drills.local_services import private_vhost
 from drills.scheduler_window import arrivals, read_back
+from tests.app.conftest import through
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -42,16 +43,6 @@ SLACK_SECONDS = 3.0
 def vhost_url() -> Iterator[str]:
     with private_vhost("window") as url:
         yield url
-
-
-@pytest.fixture
-def proxy() -> Iterator[FreezableProxy]:
-    with FreezableProxy((BROKER_HOST, BROKER_PORT)) as relay:
-        yield relay
-
-
-def through(proxy: FreezableProxy, url: str) -> str:
-    return f"amqp://guest:guest@127.0.0.1:{proxy.port}/{url.rsplit('/', 1)[1]}"
 
 
 def celery_for(*urls: str):  # type: ignore[no-untyped-def]

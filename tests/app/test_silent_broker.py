@@ -37,8 +37,8 @@ from app.db import LcsJob, engine_for
 from app.settings import DEFAULT_QUEUE, SMALL_QUEUE, AppSettings
 from app.web import RETRY_AFTER_SECONDS, celery_publisher, create_app
 from drills.freezable_proxy import FreezableProxy
-from drills.local_services import BROKER_HOST, BROKER_PORT, private_vhost
-from tests.app.conftest import VENV_BIN, Service, free_port, wait_until
+from drills.local_services import BROKER_PORT, private_vhost
+from tests.app.conftest import VENV_BIN, Service, free_port, through, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -56,18 +56,6 @@ def vhost_url() -> Iterator[str]:
     """A private vhost per test: its queues start empty."""
     with private_vhost("silent") as url:
         yield url
-
-
-@pytest.fixture
-def proxy() -> Iterator[FreezableProxy]:
-    with FreezableProxy((BROKER_HOST, BROKER_PORT)) as relay:
-        yield relay
-
-
-def through(proxy: FreezableProxy, url: str) -> str:
-    """The same broker and vhost, reached through the proxy."""
-    vhost = url.rsplit("/", 1)[1]
-    return f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
 
 
 def settings_for(*urls: str, database_url: str = "sqlite:////tmp/unused.sqlite3") -> AppSettings:
