@@ -36,8 +36,9 @@ WINDOW_VS_ONE_CONFIRM_FLOOR = 1.1
 message (2x-3x through the 3-node cluster). Below 1.1x the window no longer overlaps the
 confirms' round trips."""
 PLATFORM_VS_DEFAULTS_FLOOR = 0.2
-"""README: per item, the platform at prefetch 16 against Celery's defaults (0.5x-0.6x through
-the 3-node cluster). Below 0.2x something gave back what prefetch and the event settings won."""
+"""README: per item, the platform at prefetch 16 against Celery's defaults (0.64x-0.99x through
+the 3-node cluster in the last bench.throughput run). Below 0.2x something gave back what
+prefetch and the event settings won."""
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
