@@ -96,11 +96,15 @@ def observability_args(config: StackConfig, workloads: WorkloadConfig) -> Observ
     )
 
 
-def build(config: StackConfig, workloads: WorkloadConfig,
-          opts: pulumi.ResourceOptions) -> Observability | None:
-    """The Observability component (None when monitoring is switched off)."""
+def build(config: StackConfig, workloads: WorkloadConfig, opts: pulumi.ResourceOptions,
+          *, keda_namespace: pulumi.Resource | None = None) -> Observability | None:
+    """The Observability component (None when monitoring is switched off). Its objects wait for
+    the platform's namespace (``opts``) and KEDA's, where the operator's PodMonitoring goes."""
     if not workloads.observability.enabled:
         return None
+    if keda_namespace is not None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            depends_on=[keda_namespace]))
     return Observability(NAME, observability_args(config, workloads), opts=opts)
 
 

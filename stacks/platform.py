@@ -251,7 +251,8 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime),
                opts=after_broker_and_database)
 
-    observability = monitoring.build(config, workloads, opts)
+    observability = monitoring.build(
+        config, workloads, opts, keda_namespace=keda.namespace_resource if keda else None)
 
     return {
         **({"alert_routing": observability.alert_routing} if observability else {}),
