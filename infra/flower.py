@@ -29,6 +29,7 @@ from infra.app_pod import (
 )
 from infra.app_policies import network_policy_args, runtime_egress
 from infra.network_policy import MetricsScraper
+from infra.observability.sources import FLOWER_PURGE_OFFLINE_WORKERS_SECONDS
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -48,7 +49,7 @@ class FlowerArgs:
     )
     max_tasks: int = 10000
     """Tasks Flower keeps in memory; bounds its memory on a busy broker."""
-    purge_offline_workers_seconds: int = 60
+    purge_offline_workers_seconds: int = FLOWER_PURGE_OFFLINE_WORKERS_SECONDS
     """A worker silent this long (no heartbeat) is dropped from Flower's view and its metrics,
     so a killed worker stops counting as online (Flower's default keeps it for ever, which
     would hide a dead pool from the no-live-worker alert)."""

@@ -72,7 +72,7 @@ SUPERUSER_PASSWORD_KEY = "superuser-password"
 APP_PASSWORD_KEY = "app-password"
 BACKUP_PASSWORD_KEY = "backup-password"
 MONITOR_PASSWORD_KEY = "monitor-password"
-"""The exporter's monitoring role (only when the database is scraped)."""
+"""The exporter's monitoring role (used only when the database is scraped)."""
 MONITORING_ROLE_SCRIPT = "20-monitoring-role.sh"
 
 _IMAGE = re.compile(
@@ -530,8 +530,10 @@ class PostgresDatabase(pulumi.ComponentResource):
         # Alphanumeric only: the app URL needs no escaping; 32 characters is ~190 bits.
         passwords = {
             key: random.RandomPassword(f"{name}-{key}", length=32, special=False, opts=child)
+            # The monitoring role's password exists whether or not the exporter runs, so
+            # switching monitoring off and on never generates a new credential.
             for key in (SUPERUSER_PASSWORD_KEY, APP_PASSWORD_KEY, BACKUP_PASSWORD_KEY,
-                        *((MONITOR_PASSWORD_KEY,) if args.metrics_scraper else ()))
+                        MONITOR_PASSWORD_KEY)
         }
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
