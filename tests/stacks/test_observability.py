@@ -175,3 +175,22 @@ def plan_config(stack: str):
 
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     return parse(document["config"], stack)
+
+
+@pytest.mark.parametrize("stack", ["dev", "local"])
+def test_the_policy_pack_holds_for_the_sidecars_and_catches_one_without_limits(plans, stack):
+    import copy
+
+    from stacks.policy.pack import check_manifest
+
+    for (kind, name), container in EXPORTERS.items():
+        manifest = plans[stack].manifest(kind, name)
+        assert check_manifest(manifest, "1.33") == []
+        careless = copy.deepcopy(manifest)
+        [sidecar] = [c for c in careless["spec"]["template"]["spec"]["containers"]
+                     if c["name"] == container]
+        del sidecar["resources"]["limits"]
+        sidecar["securityContext"]["allowPrivilegeEscalation"] = True
+        problems = check_manifest(careless, "1.33")
+        assert any("allowPrivilegeEscalation" in p for p in problems), problems
+        assert any("limit" in p.lower() for p in problems), problems
