@@ -24,9 +24,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import names, pod_security
+from infra.celery import SecretKeyRef
 from infra.certificates import postgres_spec
 from infra.network_policy import MetricsScraper, Peer, tcp
-from infra.celery import SecretKeyRef
 from infra.observability.postgres_exporter import (
     PostgresExporterArgs,
     exporter_container,

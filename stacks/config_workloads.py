@@ -553,8 +553,8 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
     if problems:
         return None
     assert observability is not None
-    return WorkloadConfig(observability=observability, access=access, edge=edge, app_image=app_image,
-                          pghoard_image=pghoard_image, rabbitmq=rabbitmq,
+    return WorkloadConfig(observability=observability, access=access, edge=edge,
+                          app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
                           flower=flower, scheduler=scheduler, sweeper=sweeper,
                           certificates=certificates, app_secret_names=secret_names)

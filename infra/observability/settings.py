@@ -1,4 +1,4 @@
-"""What a stack may choose about its monitoring: ``ObservabilitySettings`` (``ha-celery:observability``).
+"""What a stack may choose about its monitoring (``ha-celery:observability``).
 
 Owns the user-facing choices, each validated with the field named: whether the platform is
 watched at all, how often it is scraped and its rules evaluated, the alert thresholds
@@ -23,7 +23,7 @@ from typing import Any
 from infra.observability import routing
 from infra.observability.alerts import AlertThresholds
 from infra.observability.scrape import GMP_COLLECTOR_NAMESPACE, GMP_COLLECTOR_SELECTOR
-from infra.validation import check
+from infra.validation import ArgsError, check
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -76,7 +76,8 @@ class ObservabilitySettings:
     group_wait_seconds: int = routing.AlertRoutingArgs.group_wait_seconds
     group_interval_seconds: int = routing.AlertRoutingArgs.group_interval_seconds
     repeat_interval_seconds: int = routing.AlertRoutingArgs.repeat_interval_seconds
-    critical_repeat_interval_seconds: int = routing.AlertRoutingArgs.critical_repeat_interval_seconds
+    critical_repeat_interval_seconds: int = (
+        routing.AlertRoutingArgs.critical_repeat_interval_seconds)
     prometheus_namespace: str = LOCAL_PROMETHEUS_NAMESPACE
     """``local`` only: the namespace of the Prometheus that scrapes the platform."""
     prometheus_pod_labels: Mapping[str, str] = field(
@@ -138,8 +139,6 @@ class ObservabilitySettings:
 def _renamed(build: Any) -> Any:
     """AlertRoutingArgs' errors under this class's name, so they map to the stack file's keys
     (``AlertRoutingArgs.emails`` is ``ha-celery:observability.emails``)."""
-    from infra.validation import ArgsError
-
     try:
         return build()
     except ArgsError as error:
