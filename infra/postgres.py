@@ -2,9 +2,10 @@
 
 Owns the database server: a single-replica StatefulSet of the official image with a PVC, the
 generated `postgresql.conf` / `pg_hba.conf` / init script (from `infra/postgres_config.py`),
-three generated passwords (superuser, application, replication-only backup role) kept in a
-Secret, the Secret that holds the application's connection URL, a ClusterIP Service and a
-NetworkPolicy that admits only the platform's own pods.
+four generated passwords (superuser, application, replication-only backup role, monitoring role)
+kept in a Secret, the Secret that holds the application's connection URL, a ClusterIP Service and
+a NetworkPolicy that admits only the platform's own pods (and, when the database is scraped, the
+scraper to the postgres_exporter sidecar, whose role this component creates).
 
 Deliberately does not do backups (`infra/backup.py` streams WAL and takes base backups through
 the backup role and slot created here), high availability by replicas (one primary; recovery is
