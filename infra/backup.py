@@ -40,7 +40,7 @@ from infra.backup_restore import (
     restore_selector,
 )
 from infra.images import validate_image_reference
-from infra.network_policy import GKE_METADATA_SERVER, GOOGLE_APIS, KUBE_DNS, Peer
+from infra.network_policy import GKE_METADATA_SERVER, GOOGLE_APIS, KUBE_DNS, MetricsScraper, Peer
 from infra.pghoard_config import (
     GoogleStorage,
     LocalStorage,
@@ -196,6 +196,9 @@ class PgHoardBackupArgs:
     trust_bundle: pulumi.Input[str] | None = None
     """ConfigMap with the stack's CA (``infra.tls.TrustBundle``): the WAL stream and base
     backups then connect with ``sslmode=verify-full`` against it. None: libpq prefers TLS."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes metrics (wired by the platform): the pod gets the backup-freshness exporter
+    sidecar and admits the scraper to that port only. None: no sidecar."""
 
     def __post_init__(self) -> None:
         if isinstance(self.image, str):  # an Output (a freshly built image) is pinned by digest
@@ -462,9 +465,28 @@ def pod_spec(name: str, args: PgHoardBackupArgs) -> k8s.core.v1.PodSpecArgs:
         enable_service_links=False,
         security_context=pod_security.pod_security_context(PGHOARD_UID),
         termination_grace_period_seconds=60,
-        containers=[pghoard_container(args)],
+        containers=[pghoard_container(args), *backup_metrics_containers(args)],
         volumes=volumes,
     )
+
+
+def backup_metrics_containers(args: PgHoardBackupArgs) -> list[k8s.core.v1.ContainerArgs]:
+    """The backup-freshness exporter sidecar when the pod is scraped (none otherwise)."""
+    if args.metrics_scraper is None:
+        return []
+    # Imported here: the exporter module builds on this one's paths and user.
+    from infra.observability.backup_exporter import BackupExporterArgs, backup_exporter_container
+
+    return [backup_exporter_container(BackupExporterArgs(image=args.image))]
+
+
+def backup_ingress(args: PgHoardBackupArgs) -> tuple[Peer, ...]:
+    """Only the metrics scraper, on the exporter's port (pghoard's API stays on loopback)."""
+    if args.metrics_scraper is None:
+        return ()
+    from infra.observability.sources import BACKUP_METRICS_PORT
+
+    return (args.metrics_scraper.peer(BACKUP_METRICS_PORT),)
 
 
 CONFIG_CHECKSUM_ANNOTATION = "hacelery.io/config-checksum"
@@ -513,12 +535,12 @@ def backup_egress(args: PgHoardBackupArgs) -> tuple[Peer, ...]:
 
 def network_policy_spec(name: str,
                         args: PgHoardBackupArgs) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes); it may
-    send only to ``backup_egress``."""
+    """Pure: nothing may connect to pghoard (its API listens on loopback for the probes) but the
+    metrics scraper to the exporter sidecar; it may send only to ``backup_egress``."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
         policy_types=["Ingress", "Egress"],
-        ingress=[],
+        ingress=[peer.ingress_rule() for peer in backup_ingress(args)],
         egress=[peer.egress_rule() for peer in backup_egress(args)],
     )
 

@@ -28,6 +28,8 @@ from infra.app_pod import (
     workload_timeouts,
 )
 from infra.app_policies import network_policy_args, runtime_egress
+from infra.network_policy import MetricsScraper
+from infra.observability.sources import FLOWER_PURGE_OFFLINE_WORKERS_SECONDS
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -47,6 +49,13 @@ class FlowerArgs:
     )
     max_tasks: int = 10000
     """Tasks Flower keeps in memory; bounds its memory on a busy broker."""
+    purge_offline_workers_seconds: int = FLOWER_PURGE_OFFLINE_WORKERS_SECONDS
+    """A worker silent this long (no heartbeat) is dropped from Flower's view and its metrics,
+    so a killed worker stops counting as online (Flower's default keeps it for ever, which
+    would hide a dead pool from the no-live-worker alert)."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes Flower's ``/metrics`` (wired by the platform). Flower serves them on its UI
+    port, so the scraper is admitted to that port, and nothing else is."""
 
     def __post_init__(self) -> None:
         check(
@@ -54,6 +63,13 @@ class FlowerArgs:
             "FlowerArgs.max_tasks",
             self.max_tasks,
             "100..1000000",
+        )
+        check(
+            isinstance(self.purge_offline_workers_seconds, int)
+            and 10 <= self.purge_offline_workers_seconds <= 86400,
+            "FlowerArgs.purge_offline_workers_seconds",
+            self.purge_offline_workers_seconds,
+            "10..86400 seconds (well above the workers' 2 s heartbeat)",
         )
 
 
@@ -73,6 +89,7 @@ def flower_command(args: FlowerArgs) -> list[str]:
         "flower",
         f"--port={FLOWER_PORT}",
         f"--max_tasks={args.max_tasks}",
+        f"--purge_offline_workers={args.purge_offline_workers_seconds}",
     ]
 
 
@@ -126,11 +143,12 @@ def flower_service_args(name: str, args: FlowerArgs) -> k8s.core.v1.ServiceInitA
 def flower_network_policy_args(
     name: str, args: FlowerArgs
 ) -> k8s.networking.v1.NetworkPolicyInitArgs:
-    """No ingress rule at all (port-forward does not pass through the pod network); egress to
-    kube-dns and the broker only: Flower reads task events and inspects workers over AMQP and
-    never needs the database."""
+    """Ingress from the metrics scraper only (port-forward does not pass through the pod
+    network); egress to kube-dns and the broker only: Flower reads task events and inspects
+    workers over AMQP and never needs the database."""
     return network_policy_args(
         name, args.runtime.namespace, flower_labels(name), flower_selector(name),
+        ingress=(args.metrics_scraper.peer(FLOWER_PORT),) if args.metrics_scraper else (),
         egress=runtime_egress(args.runtime, database=False),
     )
 

@@ -441,6 +441,10 @@ def control_plane_firewall_args(args: GkeClusterArgs,
     )
 
 
+MONITORING_COMPONENTS = ("SYSTEM_COMPONENTS", "HPA")
+"""What GKE's own metrics packages export to Managed Prometheus (see ``cluster_settings``)."""
+
+
 def cluster_settings(args: GkeClusterArgs) -> dict:
     """Every security-relevant cluster argument. Pure: tests assert on it without mocks."""
     container = gcp.container
@@ -505,6 +509,16 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
             horizontal_pod_autoscaling=container.ClusterAddonsConfigHorizontalPodAutoscalingArgs(
                 disabled=False),
         ),
+        # Managed Service for Prometheus: GKE runs the collectors (gmp-system) that scrape the
+        # platform's PodMonitorings, evaluates its Rules and runs the managed Alertmanager
+        # (infra/observability). HPA adds the kube-state-metrics package's autoscaler series,
+        # which is how the dashboard shows each worker pool's replicas under KEDA; GKE refuses
+        # a component list without SYSTEM_COMPONENTS. An in-place cluster update.
+        "monitoring_config": container.ClusterMonitoringConfigArgs(
+            enable_components=list(MONITORING_COMPONENTS),
+            managed_prometheus=container.ClusterMonitoringConfigManagedPrometheusArgs(
+                enabled=True),
+        ),
         **({"authenticator_groups_config": container.ClusterAuthenticatorGroupsConfigArgs(
             security_group=args.rbac_security_group)} if args.rbac_security_group else {}),
         "maintenance_policy": container.ClusterMaintenancePolicyArgs(
@@ -519,6 +533,7 @@ def cluster_settings(args: GkeClusterArgs) -> dict:
 
 __all__ = [
     "CLUSTER_IGNORED_INPUTS",
+    "MONITORING_COMPONENTS",
     "NODE_SERVICE_ACCOUNT_ROLES",
     "NODE_TAG",
     "VULNERABILITY_MODE",

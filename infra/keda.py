@@ -27,7 +27,14 @@ import yaml
 
 from infra import names
 from infra.namespace import default_deny_args
-from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, network_policy_args, tcp
+from infra.network_policy import (
+    KUBE_DNS,
+    MetricsScraper,
+    Peer,
+    kubernetes_api,
+    network_policy_args,
+    tcp,
+)
 from infra.resource_options import child_options
 from infra.validation import check
 
@@ -68,6 +75,9 @@ class KedaArgs:
     control plane's range (wired by the platform); empty: any address (other clusters)."""
     queue_monitor: Peer | None = None
     """The RabbitMQ management API the operator reads queue depth from (wired)."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes the operator's metrics (wired by the platform): the chart then serves them
+    on port 8080, and only the scraper may reach it. None: no metrics listener."""
     webhook_replicas: int = 2
     """Admission webhook pods, on different nodes. The webhook validates every ScaledObject and
     TriggerAuthentication of the cluster with ``failurePolicy: Fail``: with one pod, a node
@@ -125,6 +135,9 @@ WEBHOOK_APP_LABEL = "keda-admission-webhooks"
 OPERATOR_APP_LABEL = "keda-operator"
 METRICS_SERVER_APP_LABEL = "keda-operator-metrics-apiserver"
 OPERATOR_GRPC_PORT = 9666
+OPERATOR_METRICS_PORT = 8080
+"""The operator's Prometheus listener (chart value ``prometheus.operator.port``; its container
+port is named ``http`` in templates/manager/deployment.yaml)."""
 """The operator's metrics service, which the metrics API server asks for every value."""
 APP_LABELS = {"operator": OPERATOR_APP_LABEL, "metricServer": METRICS_SERVER_APP_LABEL,
               "webhooks": WEBHOOK_APP_LABEL}
@@ -142,9 +155,11 @@ def keda_ingress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
     if component == "metricServer":
         return (Peer(purpose="external metrics for the API server", cidrs=control_plane,
                      ports=(tcp(METRICS_SERVER_PORT),)),)
+    scraper = ((args.metrics_scraper.peer(OPERATOR_METRICS_PORT),)
+               if args.metrics_scraper is not None else ())
     return (Peer(purpose="the metrics API server asking for values",
                  pod_labels={"app": METRICS_SERVER_APP_LABEL},
-                 ports=(tcp(OPERATOR_GRPC_PORT),)),)
+                 ports=(tcp(OPERATOR_GRPC_PORT),)), *scraper)
 
 
 def keda_egress(args: KedaArgs, component: str) -> tuple[Peer, ...]:
@@ -234,6 +249,10 @@ def chart_values(args: KedaArgs) -> dict:
             "webhooks": {"maxUnavailable": 1},
         },
         "logging": {"operator": {"format": "json"}, "webhooks": {"format": "json"}},
+        # Scaler values and errors for the dashboard and the alerts; the listener only exists
+        # when something scrapes it.
+        "prometheus": {"operator": {"enabled": args.metrics_scraper is not None,
+                                    "port": OPERATOR_METRICS_PORT}},
     }
 
 

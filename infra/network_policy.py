@@ -154,6 +154,26 @@ def kubernetes_api(cidrs: Sequence[str]) -> Peer:
                 ports=(tcp(443),) if cidrs else (tcp(443), tcp(6443)))
 
 
+@dataclass(frozen=True, kw_only=True)
+class MetricsScraper:
+    """The pods that scrape metrics (GKE's managed collectors, or a Prometheus on ``local``).
+    Each workload admits them to its own metrics port and to nothing else (``peer``)."""
+
+    namespace: str
+    pod_labels: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        check(bool(self.namespace), "MetricsScraper.namespace", self.namespace,
+              "the scraper's namespace")
+        check(bool(self.pod_labels), "MetricsScraper.pod_labels", self.pod_labels,
+              "the scraper's pod labels (an empty selector admits every pod of the namespace)")
+
+    def peer(self, port: int) -> Peer:
+        return Peer(purpose="the metrics scraper, on the metrics port only",
+                    namespace=self.namespace, pod_labels=dict(self.pod_labels),
+                    ports=(tcp(port),))
+
+
 # --------------------------------------------------------------------------- the object
 
 

@@ -2,9 +2,10 @@
 
 Owns the database server: a single-replica StatefulSet of the official image with a PVC, the
 generated `postgresql.conf` / `pg_hba.conf` / init script (from `infra/postgres_config.py`),
-three generated passwords (superuser, application, replication-only backup role) kept in a
-Secret, the Secret that holds the application's connection URL, a ClusterIP Service and a
-NetworkPolicy that admits only the platform's own pods.
+four generated passwords (superuser, application, replication-only backup role, monitoring role)
+kept in a Secret, the Secret that holds the application's connection URL, a ClusterIP Service and
+a NetworkPolicy that admits only the platform's own pods (and, when the database is scraped, the
+scraper to the postgres_exporter sidecar, whose role this component creates).
 
 Deliberately does not do backups (`infra/backup.py` streams WAL and takes base backups through
 the backup role and slot created here), high availability by replicas (one primary; recovery is
@@ -24,8 +25,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import names, pod_security
+from infra.celery import SecretKeyRef
 from infra.certificates import postgres_spec
-from infra.network_policy import Peer, tcp
+from infra.network_policy import MetricsScraper, Peer, tcp
+from infra.observability.postgres_exporter import (
+    PostgresExporterArgs,
+    exporter_container,
+    monitoring_role_script,
+)
+from infra.observability.sources import POSTGRES_EXPORTER_PORT
 from infra.postgres_config import (
     PostgresSettings,
     ServerTls,
@@ -64,6 +72,9 @@ TLS_DIR = "/etc/postgresql-tls"
 SUPERUSER_PASSWORD_KEY = "superuser-password"
 APP_PASSWORD_KEY = "app-password"
 BACKUP_PASSWORD_KEY = "backup-password"
+MONITOR_PASSWORD_KEY = "monitor-password"
+"""The exporter's monitoring role (used only when the database is scraped)."""
+MONITORING_ROLE_SCRIPT = "20-monitoring-role.sh"
 
 _IMAGE = re.compile(
     r"^(?:[^/]+/)*postgres:(?P<tag>(?P<major>\d+)\.\d+[\w.-]*)(?:@sha256:[a-f0-9]{64})?$"
@@ -100,6 +111,10 @@ class PostgresArgs:
     certificate_authority: CertificateAuthority | None = None
     """The stack's CA (wired by the platform): the server gets a certificate for its Service's
     names, plain TCP is refused and the app URL verifies the server. None: plain TCP."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes the database's metrics (wired by the platform): the pod gets the
+    postgres_exporter sidecar with its least-privilege role and admits the scraper to the
+    exporter's port only. None: no exporter."""
 
     def __post_init__(self) -> None:
         check(
@@ -185,14 +200,45 @@ def selector(name: str) -> dict[str, str]:
     return names.selector_labels(APP_NAME, name)
 
 
-def config_files(args: PostgresArgs) -> dict[str, str]:
+def exporter_args(name: str) -> PostgresExporterArgs:
+    """The exporter sidecar's inputs: its password is a key of the credentials Secret."""
+    return PostgresExporterArgs(
+        password=SecretKeyRef(name=f"{name}-credentials", key=MONITOR_PASSWORD_KEY),
+        database_port=PORT)
+
+
+def init_scripts(args: PostgresArgs) -> tuple[str, ...]:
+    """The scripts of /docker-entrypoint-initdb.d, in the order the image runs them."""
+    return ("10-roles.sh", *((MONITORING_ROLE_SCRIPT,) if args.metrics_scraper else ()))
+
+
+def config_files(args: PostgresArgs, name: str = APP_NAME) -> dict[str, str]:
     """Pure: the ConfigMap's data (no secrets in it)."""
     settings = args.settings()
-    return {
+    files = {
         "postgresql.conf": render_postgresql_conf(settings),
         "pg_hba.conf": pg_hba_conf(settings),
         "10-roles.sh": init_script(settings, secrets_dir=SECRETS_DIR),
     }
+    if args.metrics_scraper is not None:
+        # Runs on a new database (the image's init directory) and at every start (postStart),
+        # so a database created before monitoring existed, or a rotated password, is caught up.
+        files[MONITORING_ROLE_SCRIPT] = monitoring_role_script(
+            exporter_args(name), password_file=f"{SECRETS_DIR}/{MONITOR_PASSWORD_KEY}")
+    return files
+
+
+def monitoring_role_hook() -> k8s.core.v1.LifecycleHandlerArgs:
+    """postStart: (re)apply the monitoring role once the server accepts TCP connections.
+
+    Waiting for TCP rather than the socket skips the image's first-start server (socket only),
+    while the init directory creates the role; the hook never fails the container (a failed
+    postStart kills it): the exporter then cannot log in, which PostgresDown reports."""
+    script = (f"for i in $(seq 120); do pg_isready --quiet --host 127.0.0.1 --port {PORT} "
+              f"&& break; sleep 1; done; bash {INIT_DIR}/{MONITORING_ROLE_SCRIPT} "
+              ">/tmp/monitoring-role.log 2>&1 || true")
+    return k8s.core.v1.LifecycleHandlerArgs(
+        exec_=k8s.core.v1.ExecActionArgs(command=["bash", "-c", script]))
 
 
 def config_checksum(files: dict[str, str]) -> str:
@@ -258,6 +304,7 @@ def postgres_container(args: PostgresArgs) -> k8s.core.v1.ContainerArgs:
         # grace period would run out and the kubelet would SIGKILL it (crash recovery on the
         # next start). A fast shutdown rolls back open transactions and stops cleanly.
         lifecycle=k8s.core.v1.LifecycleArgs(
+            post_start=monitoring_role_hook() if args.metrics_scraper else None,
             pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                 exec_=k8s.core.v1.ExecActionArgs(
                     command=[
@@ -289,7 +336,7 @@ def postgres_container(args: PostgresArgs) -> k8s.core.v1.ContainerArgs:
 
 def pod_spec(
     args: PostgresArgs, *, config_map_name: str, credentials_secret_name: str,
-    tls_secret_name: str | None = None,
+    tls_secret_name: str | None = None, name: str = APP_NAME,
 ) -> k8s.core.v1.PodSpecArgs:
     """Pure: the pod around the server container."""
     if args.server_tls and tls_secret_name is None:
@@ -300,7 +347,8 @@ def pod_spec(
         termination_grace_period_seconds=60,
         automount_service_account_token=False,
         enable_service_links=False,
-        containers=[postgres_container(args)],
+        containers=[postgres_container(args),
+                    *([exporter_container(exporter_args(name))] if args.metrics_scraper else [])],
         volumes=[
             k8s.core.v1.VolumeArgs(
                 name="config",
@@ -317,7 +365,8 @@ def pod_spec(
                 config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
                     name=config_map_name,
                     default_mode=0o555,
-                    items=[k8s.core.v1.KeyToPathArgs(key="10-roles.sh", path="10-roles.sh")],
+                    items=[k8s.core.v1.KeyToPathArgs(key=script, path=script)
+                           for script in init_scripts(args)],
                 ),
             ),
             k8s.core.v1.VolumeArgs(
@@ -369,7 +418,7 @@ def statefulset_spec(
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 labels=labels(name, args),
                 annotations={
-                    "hacelery/config-checksum": config_checksum(config_files(args)),
+                    "hacelery/config-checksum": config_checksum(config_files(args, name)),
                     **({"hacelery/certificate-checksum": certificate_checksum}
                        if certificate_checksum is not None else {}),
                 },
@@ -379,6 +428,7 @@ def statefulset_spec(
                 config_map_name=config_map_name,
                 credentials_secret_name=credentials_secret_name,
                 tls_secret_name=f"{name}-tls",
+                name=name,
             ),
         ),
         volume_claim_templates=[volume_claim_template(name, args)],
@@ -414,10 +464,13 @@ def client_peer(name: str) -> Peer:
     return Peer(purpose="the database", pod_labels=selector(name), ports=(tcp(PORT),))
 
 
-def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
+def network_policy_spec(name: str, args: PostgresArgs | None = None
+                        ) -> k8s.networking.v1.NetworkPolicySpecArgs:
     """Pure: only the platform's own pods (the app, workers, pghoard) reach PostgreSQL, and
-    PostgreSQL reaches nothing: it only answers (replies need no rule), resolves no name (its
-    configuration and pg_hba.conf use addresses) and has no standby to stream to."""
+    the metrics scraper the exporter's port; PostgreSQL reaches nothing: it only answers
+    (replies need no rule), resolves no name (its configuration and pg_hba.conf use addresses)
+    and has no standby to stream to."""
+    scraper = args.metrics_scraper if args is not None else None
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(name)),
         policy_types=["Ingress", "Egress"],
@@ -432,7 +485,8 @@ def network_policy_spec(name: str) -> k8s.networking.v1.NetworkPolicySpecArgs:
                     )
                 ],
                 ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=PORT)],
-            )
+            ),
+            *([scraper.peer(POSTGRES_EXPORTER_PORT).ingress_rule()] if scraper else []),
         ],
     )
 
@@ -477,7 +531,10 @@ class PostgresDatabase(pulumi.ComponentResource):
         # Alphanumeric only: the app URL needs no escaping; 32 characters is ~190 bits.
         passwords = {
             key: random.RandomPassword(f"{name}-{key}", length=32, special=False, opts=child)
-            for key in (SUPERUSER_PASSWORD_KEY, APP_PASSWORD_KEY, BACKUP_PASSWORD_KEY)
+            # The monitoring role's password exists whether or not the exporter runs, so
+            # switching monitoring off and on never generates a new credential.
+            for key in (SUPERUSER_PASSWORD_KEY, APP_PASSWORD_KEY, BACKUP_PASSWORD_KEY,
+                        MONITOR_PASSWORD_KEY)
         }
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
@@ -486,7 +543,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             string_data={key: password.result for key, password in passwords.items()},
             opts=child,
         )
-        files = config_files(args)
+        files = config_files(args, name)
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=metadata("config"), data=files, opts=child
         )
@@ -565,7 +622,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
             metadata=metadata("ingress"),
-            spec=network_policy_spec(name),
+            spec=network_policy_spec(name, args),
             opts=child,
         )
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from app.metrics import DEFAULT_METRICS_PORT, METRICS_PORT_ENV
 from infra import names
 from infra.app_pod import (
     AppRuntimeArgs,
@@ -36,12 +37,21 @@ from infra.app_pod import (
 )
 from infra.app_policies import network_policy_args, pod_disruption_budget_args, runtime_egress
 from infra.edge import EdgeBackend
-from infra.network_policy import GOOGLE_LOAD_BALANCER_RANGES, ExternalEgress, Peer, tcp
+from infra.network_policy import (
+    GOOGLE_LOAD_BALANCER_RANGES,
+    ExternalEgress,
+    MetricsScraper,
+    Peer,
+    tcp,
+)
 from infra.resource_options import child_options
 from infra.validation import check
 
 WEB_APP_NAME = "web"
 HTTP_PORT = 8000
+METRICS_PORT = DEFAULT_METRICS_PORT
+METRICS_PORT_NAME = "metrics"
+"""The name scrape targets use (infra/observability/sources.py METRICS_PORT_NAME)."""
 SERVICE_PORT = 80
 READINESS_PATH = "/readyz"
 LIVENESS_PATH = "/healthz"
@@ -111,6 +121,9 @@ class WebAppArgs:
     """Covers the preStop pause plus gunicorn's graceful worker shutdown."""
     allowed_egress: tuple[ExternalEgress, ...] = ()
     """Address blocks outside the cluster the web app may call (``[{cidr, ports}]``)."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes the metrics listener (wired by the platform): the pods name its port and
+    admit the scraper to it only. None: the listener runs, unreachable from other pods."""
 
     def __post_init__(self) -> None:
         check(
@@ -149,8 +162,14 @@ def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
         resources=args.resources,
         # Outside Kubernetes gunicorn listens on 127.0.0.1; here the Service must reach it, and
         # saying so does not rely on the kubelet's KUBERNETES_SERVICE_HOST or the image's env.
-        extra_env={"PORT": str(HTTP_PORT), "WEB_HOST": "0.0.0.0"},  # noqa: S104
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT)],
+        extra_env={"PORT": str(HTTP_PORT), "WEB_HOST": "0.0.0.0",  # noqa: S104
+                   METRICS_PORT_ENV: str(METRICS_PORT)},
+        # The metrics listener (app/metrics.py, served by gunicorn's master) is its own port:
+        # the Service and the Ingress only ever route to `http`.
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT),
+               *([k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME,
+                                                container_port=METRICS_PORT)]
+                 if args.metrics_scraper is not None else [])],
         # /readyz checks broker and database: a pod that can't reach them leaves the load
         # balancer, but isn't restarted (a restart would not fix the broker).
         readiness_probe=k8s.core.v1.ProbeArgs(
@@ -343,10 +362,11 @@ def web_ingress(args: WebAppArgs) -> tuple[Peer, ...]:
     have run IAP and Cloud Armor, and its health checks): a pod elsewhere in the cluster cannot
     go around the front door. On `local` nothing: `kubectl port-forward` enters the pod's own
     network namespace and is not subject to NetworkPolicy."""
+    scraper = (args.metrics_scraper.peer(METRICS_PORT),) if args.metrics_scraper else ()
     if args.ingress is None:
-        return ()
+        return scraper
     return (Peer(purpose="Google's load balancer and its health checks",
-                 cidrs=GOOGLE_LOAD_BALANCER_RANGES, ports=(tcp(HTTP_PORT),)),)
+                 cidrs=GOOGLE_LOAD_BALANCER_RANGES, ports=(tcp(HTTP_PORT),)), *scraper)
 
 
 def web_egress(args: WebAppArgs) -> tuple[Peer, ...]:

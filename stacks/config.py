@@ -43,6 +43,7 @@ from stacks.config_shape import (
     IAP_SECRET_KEY,
     OWN_KEYS,
     PROJECT,
+    SMTP_SECRET_KEY,
     TEXT_KEYS,
     ClusterShape,
     StackShape,
@@ -85,6 +86,8 @@ class StackConfig:
     app_secret_values: Any = None
     """``ha-celery:appSecrets`` as a secret Output (values never leave it), or None."""
     iap_oauth_client_secret: Any = None
+    alert_smtp_password: Any = None
+    """``ha-celery:alertSmtpPassword`` as a secret Output, or None."""
     """``ha-celery:iapOAuthClientSecret`` as a secret Output, or None."""
     workloads: WorkloadConfig | None = None
     """Everything that runs in the cluster. Fields the platform wires from other components'
@@ -116,6 +119,7 @@ def _parse(values: Mapping[str, Any], stack: str, problems: Problems) -> StackCo
     own, gcp = split_namespaces(values)
     secret_names = own.pop(APP_SECRETS_KEY, None)
     iap_secret_set = own.pop(IAP_SECRET_KEY, None) is not None
+    smtp_secret_set = own.pop(SMTP_SECRET_KEY, None) is not None
     valid = validate_top_level(own, gcp, problems)
     # The stack-level scalars: checked here (the shape only says "text").
     version = _kubernetes_version(problems, own)
@@ -140,7 +144,7 @@ def _parse(values: Mapping[str, Any], stack: str, problems: Problems) -> StackCo
 
     names = app_secret_names(problems, secret_names, raw.app)
     workloads = build_workloads(raw, stack, platform, context, dns, names, problems,
-                                iap_secret_set=iap_secret_set)
+                                iap_secret_set=iap_secret_set, smtp_secret_set=smtp_secret_set)
     if problems:
         raise ConfigError(stack, problems.items)
     assert platform is not None and workloads is not None
@@ -304,7 +308,7 @@ def load(stack: str | None = None) -> StackConfig:
             values[full_key] = gcp.get(key) if key in ("project", "region") else None
         elif namespace != PROJECT or key == APP_SECRETS_KEY:
             continue
-        elif key == IAP_SECRET_KEY:
+        elif key in (IAP_SECRET_KEY, SMTP_SECRET_KEY):
             # Its value is never read in the clear: parse learns only that it is set.
             if not runtime_config.is_config_secret(full_key):
                 problems.note(full_key, "stored in plain text; set it encrypted with `pulumi "
@@ -340,8 +344,11 @@ def load(stack: str | None = None) -> StackConfig:
     config = _parse(values, stack, problems)
     iap_secret = own.get_secret(IAP_SECRET_KEY) if f"{PROJECT}:{IAP_SECRET_KEY}" in values \
         else None
+    smtp_password = own.get_secret(SMTP_SECRET_KEY) \
+        if f"{PROJECT}:{SMTP_SECRET_KEY}" in values else None
     return dataclasses.replace(config, app_secret_values=app_secret_values,
-                               iap_oauth_client_secret=iap_secret)
+                               iap_oauth_client_secret=iap_secret,
+                               alert_smtp_password=smtp_password)
 
 
 __all__ = ["PROJECT", "SUPPORTED_KUBERNETES_VERSIONS", "ConfigError", "StackConfig",

@@ -117,6 +117,8 @@ class StackShape(_Shape):
     """Who may use the app through IAP (GCP stacks); checked against ``WebAccessArgs``."""
     edge: dict[str, Any] | None = None
     """Cloud Armor limits, TLS policy, HSTS (GCP stacks); checked against ``EdgeArgs``."""
+    observability: dict[str, Any] | None = None
+    """Scraping, alert thresholds and receivers; checked against ``ObservabilitySettings``."""
     app: dict[str, Any] | None = None
     """Plain environment for every app pod (e.g. LCS_LARGE_THRESHOLD); each value is checked
     (and credentials refused) by ``stacks/config_workloads.py``."""
@@ -130,7 +132,10 @@ APP_SECRETS_KEY = "appSecrets"
 IAP_SECRET_KEY = "iapOAuthClientSecret"
 """The custom IAP OAuth client's secret: read by ``load`` as a secret (``parse`` only learns
 whether it is set)."""
-SECRET_KEYS = (APP_SECRETS_KEY, IAP_SECRET_KEY)
+SMTP_SECRET_KEY = "alertSmtpPassword"
+"""The alert mail relay's password: read by ``load`` as a secret (``parse`` only learns whether
+it is set); it ends up only in the Alertmanager Secret."""
+SECRET_KEYS = (APP_SECRETS_KEY, IAP_SECRET_KEY, SMTP_SECRET_KEY)
 
 
 def _is_text(annotation: Any) -> bool:

@@ -40,6 +40,7 @@ from infra.edge import EdgeArgs, WebAccessArgs, app_max_body_bytes
 from infra.flower import FlowerArgs
 from infra.images import AppImageArgs, ImageBuildArgs
 from infra.keda import KedaArgs
+from infra.observability.settings import ObservabilitySettings
 from infra.postgres import PostgresArgs
 from infra.rabbitmq import RabbitMQClusterArgs
 from infra.scheduler import SchedulerJobArgs
@@ -50,6 +51,7 @@ from stacks.config_shape import (
     APP_SECRETS_KEY,
     IAP_SECRET_KEY,
     PROJECT,
+    SMTP_SECRET_KEY,
     StackShape,
     given,
     snake,
@@ -92,6 +94,9 @@ class WorkloadConfig:
     edge: EdgeArgs | None = None
     app_secret_names: tuple[str, ...] = ()
     """Environment variables the app pods read from the `app-secrets` Secret."""
+    observability: ObservabilitySettings = dataclasses.field(
+        default_factory=ObservabilitySettings)
+    """Scraping, alert thresholds and receivers (``ha-celery:observability``)."""
 
 
 @dataclass(frozen=True)
@@ -132,15 +137,15 @@ _IMAGE_BUILD = _Section(ImageBuildArgs, frozenset({
     hidden=frozenset({"reader_service_account"}))
 _KEDA = _Section(KedaArgs, frozenset({"watch_namespace"}), extra=("enabled",),
                  # Wired by the platform from the cluster and the broker.
-                 hidden=frozenset({"control_plane_cidrs", "queue_monitor"}))
+                 hidden=frozenset({"control_plane_cidrs", "queue_monitor", "metrics_scraper"}))
 # `protect` is the stack-level ha-celery:protect, wired into every component that holds data.
 _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
     "namespace", "zones", "management_client_namespaces", "protect",
     "queue_monitor_secret_namespace"}),
     # Wired by the platform from the cluster (the control plane's range).
-    hidden=frozenset({"kubernetes_api_cidrs"}))
+    hidden=frozenset({"kubernetes_api_cidrs", "metrics_scraper"}))
 _POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}),
-                     hidden=frozenset({"certificate_authority"}))
+                     hidden=frozenset({"certificate_authority", "metrics_scraper"}))
 _TLS = _Section(CertificatePolicy)
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
 _LOCAL_STORAGE = _Section(LocalBackupStorage)
@@ -150,26 +155,28 @@ _BACKUP = _Section(PgHoardBackupArgs, frozenset({
     # The database's port and pghoard's site name are the platform's wiring, not settings: a
     # changed site would hide every existing backup from the restore.
     hidden=frozenset({"database_port", "site", "trust_bundle", "database_peer",
-                      "database_volume_gib"}),
+                      "database_volume_gib", "metrics_scraper"}),
     nested=("image", "storage"))
 _WORKER_POOL = _Section(WorkerPoolArgs, frozenset({"runtime", "queue"}),
                         hidden=frozenset({"autoscaling"}),
                         extra=("messages_per_replica", "polling_interval_seconds",
                                "target_cpu_utilization_percent"))
-_WEB = _Section(WebAppArgs, frozenset({"runtime", "ingress"}))
-_FLOWER = _Section(FlowerArgs, frozenset({"runtime"}))
+_WEB = _Section(WebAppArgs, frozenset({"runtime", "ingress"}),
+               hidden=frozenset({"metrics_scraper"}))
+_FLOWER = _Section(FlowerArgs, frozenset({"runtime"}), hidden=frozenset({"metrics_scraper"}))
 _SCHEDULER = _Section(SchedulerJobArgs, frozenset({"runtime"}))
 _SWEEPER = _Section(JobSweeperArgs, frozenset({"runtime"}))
 _ACCESS = _Section(WebAccessArgs)
 # The body limit follows the app's own (LCS_MAX_INPUT_CHARS), so it is not a setting.
 _EDGE = _Section(EdgeArgs, frozenset({"max_body_bytes"}))
+_OBSERVABILITY = _Section(ObservabilitySettings)
 
 _SECTIONS: tuple[tuple[str, _Section], ...] = (
     ("image.build", _IMAGE_BUILD), ("keda", _KEDA), ("rabbitmq", _RABBITMQ),
     ("postgres", _POSTGRES), ("backup", _BACKUP), ("backup.storage", _GCS_STORAGE),
     ("backup.storage", _LOCAL_STORAGE), ("workers.<queue>", _WORKER_POOL), ("web", _WEB),
     ("flower", _FLOWER), ("scheduler", _SCHEDULER), ("sweeper", _SWEEPER), ("tls", _TLS),
-    ("access", _ACCESS), ("edge", _EDGE),
+    ("access", _ACCESS), ("edge", _EDGE), ("observability", _OBSERVABILITY),
 )
 """Every workload section, for ``settable_keys`` (the README's settings table is tested
 against it)."""
@@ -433,7 +440,8 @@ def _front_door(problems: Problems, raw: StackShape, platform: str | None,
 
 def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpContext | None,
                     dns: DnsArgs | None, secret_names: tuple[str, ...],
-                    problems: Problems, *, iap_secret_set: bool = False
+                    problems: Problems, *, iap_secret_set: bool = False,
+                    smtp_secret_set: bool = False
                     ) -> WorkloadConfig | None:
     """Every workload section as Args, or None if any problem was found (in them or before)."""
     from app.settings import QUEUES
@@ -540,13 +548,69 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
     access, edge = _front_door(problems, raw, platform, dns,
                                runtime.settings if runtime is not None else {},
                                iap_secret_set=iap_secret_set)
+    observability = _observability(problems, raw, platform, backup, tuple(pools),
+                                   smtp_secret_set=smtp_secret_set)
     if problems:
         return None
-    return WorkloadConfig(access=access, edge=edge, app_image=app_image,
-                          pghoard_image=pghoard_image, rabbitmq=rabbitmq,
+    assert observability is not None
+    return WorkloadConfig(observability=observability, access=access, edge=edge,
+                          app_image=app_image, pghoard_image=pghoard_image, rabbitmq=rabbitmq,
                           postgres=postgres, backup=backup, workers=workers, keda=keda, web=web,
                           flower=flower, scheduler=scheduler, sweeper=sweeper,
                           certificates=certificates, app_secret_names=secret_names)
+
+
+_LOCAL_ONLY = ("prometheusNamespace", "prometheusPodLabels")
+_BACKUP_AGES = {
+    # threshold key -> the backup setting it follows unless set on its own, and the factor to
+    # seconds: the alert and the backup pod's readiness check then agree.
+    "basebackupMaxAgeSeconds": ("max_basebackup_age_hours", 3600),
+    "walMaxAgeSeconds": ("max_wal_age_minutes", 60),
+}
+
+
+def _observability(problems: Problems, raw: StackShape, platform: str | None,
+                   backup: PgHoardBackupArgs | None, queues: tuple[str, ...], *,
+                   smtp_secret_set: bool) -> ObservabilitySettings | None:
+    """``ha-celery:observability``: the backup-age thresholds follow ``ha-celery:backup`` unless
+    set here, queue limits must name a worker queue, and the local scraper only on local."""
+    prefix = f"{PROJECT}:observability"
+    section = raw.observability
+    if isinstance(section, Mapping):
+        section = dict(section)
+        thresholds = section.get("thresholds")
+        if backup is not None and (thresholds is None or isinstance(thresholds, Mapping)):
+            thresholds = dict(thresholds or {})
+            for key, (attribute, factor) in _BACKUP_AGES.items():
+                thresholds.setdefault(key, int(getattr(backup, attribute) * factor))
+            section["thresholds"] = thresholds
+        if platform == "gcp":
+            for key in _LOCAL_ONLY:
+                if key in section:
+                    problems.note(f"{prefix}.{key}", "only on the local stack: on GCP the "
+                                  "metrics are scraped by GKE's managed collectors (remove it)")
+                    section.pop(key)
+    elif section is None and backup is not None:
+        section = {"thresholds": {key: int(getattr(backup, attribute) * factor)
+                                  for key, (attribute, factor) in _BACKUP_AGES.items()}}
+    settings, _ = _section(problems, "observability", _OBSERVABILITY, section, {})
+    secret_key = f"{PROJECT}:{SMTP_SECRET_KEY}"
+    login = settings is not None and settings.smtp is not None and settings.smtp.username
+    if login and not smtp_secret_set:
+        problems.note(f"{prefix}.smtp.username", "the relay's login needs its password: "
+                      f"`pulumi config set --secret {secret_key} PASSWORD`")
+    if smtp_secret_set and settings is not None and not login:
+        problems.note(secret_key, "set, but ha-celery:observability.smtp.username is not: set "
+                      "the login too, or remove the password")
+    if settings is None:
+        return None
+    for index, limit in enumerate(settings.thresholds.queue_limits):
+        if limit.queue not in queues:
+            near = closest(limit.queue, list(queues))
+            problems.add(f"{prefix}.thresholds.queueLimits[{index}].queue", limit.queue,
+                         f"one of the worker queues ({', '.join(queues)})"
+                         + (f" (did you mean '{near}'?)" if near else ""))
+    return settings
 
 
 def _written(raw: Any) -> dict[str, str]:

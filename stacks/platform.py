@@ -39,7 +39,9 @@ from infra.tls import (
     TrustBundleArgs,
 )
 from infra.web import WebApp
+from stacks import monitoring
 from stacks.config import StackConfig, WorkloadConfig
+from stacks.monitoring import BACKUP, FLOWER, POSTGRES, RABBITMQ, WEB
 
 PROVIDER_SETTINGS = {
     # Server-side apply reports field conflicts instead of silently overwriting edits made by
@@ -52,10 +54,6 @@ PROVIDER_SETTINGS = {
     "enable_secret_mutable": True,
     "enable_config_map_mutable": True,
 }
-
-
-RABBITMQ = "rabbitmq"
-"""The broker component's name (its objects' names and pod labels derive from it)."""
 
 
 def kubernetes_provider(config: StackConfig, gke: GkeCluster | None) -> k8s.Provider:
@@ -144,6 +142,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Output]:
             longest_termination_grace_seconds=longest_grace(config.workloads)),
         opts=pulumi.ResourceOptions(provider=provider))
     outputs["namespace"] = namespace.name
+    for note in monitoring.plan_notes(config):
+        pulumi.log.warn(note)
     if config.workloads is not None:
         # Everything in the namespace waits for it (names are plain strings, so the dependency
         # has to be explicit).
@@ -159,6 +159,8 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                     opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output]:
     """The broker, the database and its backups, and the Celery workload wired to them."""
     replace = dataclasses.replace
+    # Every scraped workload admits this scraper to its metrics port, and nothing else to it.
+    scraper = monitoring.metrics_scraper(config, workloads)
     # One certificate authority per stack: servers get certificates from it, every client
     # trusts it (and nothing else) through the trust bundle its pods mount.
     authority = CertificateAuthority("tls", CertificateAuthorityArgs(
@@ -167,15 +169,16 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                                ca=authority, opts=opts)
     keda = Keda("keda", replace(
         workloads.keda, control_plane_cidrs=kubernetes_api_cidrs(config),
-        queue_monitor=management_peer(config.namespace),
+        queue_monitor=management_peer(config.namespace), metrics_scraper=scraper,
     ), opts=pulumi.ResourceOptions(provider=opts.provider)) if workloads.keda else None
     # The queue-monitor Secret goes into KEDA's namespace (the only one KEDA may read).
     rabbitmq = RabbitMQCluster(RABBITMQ, replace(
         workloads.rabbitmq, kubernetes_api_cidrs=kubernetes_api_cidrs(config),
+        metrics_scraper=scraper,
     ), opts=pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(depends_on=[keda.namespace_resource] if keda else [])))
-    postgres = PostgresDatabase("postgres", replace(
-        workloads.postgres, certificate_authority=authority), opts=opts)
+    postgres = PostgresDatabase(POSTGRES, replace(
+        workloads.postgres, certificate_authority=authority, metrics_scraper=scraper), opts=opts)
     # The app's pods need the broker and the database from their first second (the migrate
     # initContainer, /readyz, the workers' connection): created after both are Ready, they start
     # once instead of crash-looping into long back-offs while the cluster forms.
@@ -183,7 +186,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         opts, pulumi.ResourceOptions(depends_on=[rabbitmq, postgres]))
 
     pghoard_image = AppImage("pghoard-image", workloads.pghoard_image)
-    backup = PgHoardBackup("backup", replace(
+    backup = PgHoardBackup(BACKUP, replace(
         workloads.backup,
         image=pghoard_image.image_ref,
         database_host=postgres.host,
@@ -193,6 +196,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         trust_bundle=trust_bundle.config_map_name,
         database_peer=postgres.client_peer,
         database_volume_gib=workloads.postgres.storage_size_gib,
+        metrics_scraper=scraper,
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[postgres])))
 
     app_image = AppImage("app-image", workloads.app_image)
@@ -238,16 +242,20 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
             # The Ingress controller attaches the policies by name: they must exist first.
             web_opts = pulumi.ResourceOptions.merge(web_opts,
                                                     pulumi.ResourceOptions(depends_on=[edge]))
-    web = WebApp("web", replace(workloads.web, runtime=runtime, ingress=ingress),
-                 opts=web_opts)
-    flower = Flower("flower", replace(workloads.flower, runtime=runtime),
+    web = WebApp(WEB, replace(workloads.web, runtime=runtime, ingress=ingress,
+                              metrics_scraper=scraper), opts=web_opts)
+    flower = Flower(FLOWER, replace(workloads.flower, runtime=runtime, metrics_scraper=scraper),
                     opts=after_broker_and_database)
     SchedulerJob("scheduler", replace(workloads.scheduler, runtime=runtime),
                  opts=after_broker_and_database)
     JobSweeper("job-sweeper", replace(workloads.sweeper, runtime=runtime),
                opts=after_broker_and_database)
 
+    observability = monitoring.build(
+        config, workloads, opts, keda_namespace=keda.namespace_resource if keda else None)
+
     return {
+        **({"alert_routing": observability.alert_routing} if observability else {}),
         "app_image": app_image.image_ref,
         "web_url": web.url,
         "flower_service": flower.service_name,

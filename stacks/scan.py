@@ -54,6 +54,7 @@ TERRAFORM_TYPES = {
     "gcp:dns/managedZone:ManagedZone": "google_dns_managed_zone",
     "gcp:dns/recordSet:RecordSet": "google_dns_record_set",
     "gcp:iap/settings:Settings": "google_iap_settings",
+    "gcp:monitoring/dashboard:Dashboard": "google_monitoring_dashboard",
     "gcp:iap/webTypeComputeIamBinding:WebTypeComputeIamBinding": (
         "google_iap_web_type_compute_iam_binding"
     ),

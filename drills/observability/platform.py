@@ -11,7 +11,7 @@ commands the platform deploys:
 - the backup exporter (``pghoard/backup_metrics.py``, on pghoard's Python);
 - the app: migrations, gunicorn with ``app.gunicorn_conf`` (two workers, metrics on their own
   port), one Celery worker per queue with the Deployment's command line, Flower with the
-  Deployment's command line plus ``--purge_offline_workers``;
+  Deployment's command line (its ``--purge_offline_workers`` shortened);
 - the alert receiver, Alertmanager with the generated configuration pointing at it, and
   Prometheus with the generated scrape configurations and rule file (every ``for:`` scaled by
   ``DrillOptions.for_scale``);
@@ -302,11 +302,12 @@ class ObservedPlatform:
                                  "python:app.gunicorn_conf", "--bind",
                                  f"127.0.0.1:{self.web_port}", "app.web:create_app()"],
                          web_env, cwd=REPOSITORY)
-        flower = flower_command(FlowerArgs(runtime=self._runtime()))
+        flower = flower_command(FlowerArgs(
+            runtime=self._runtime(),
+            purge_offline_workers_seconds=self.options.purge_offline_workers_seconds))
         flower = [str(VENV_BIN / "celery"), *flower[1:]]
         flower = [a for a in flower if not a.startswith("--port=")] + [
-            f"--port={self.flower_port}", "--address=127.0.0.1",
-            f"--purge_offline_workers={self.options.purge_offline_workers_seconds}"]
+            f"--port={self.flower_port}", "--address=127.0.0.1"]
         self.group.start("flower", flower, self.app_environment("flower"), cwd=REPOSITORY)
         for queue in self.metrics.worker_queues:
             self.start_worker(queue)

@@ -30,6 +30,7 @@ import yaml
 from infra import names
 from infra.observability import alerts, dashboard, routing, scrape
 from infra.observability.sources import PlatformMetrics
+from infra.resource_options import child_options
 from infra.validation import check
 
 Platform = Literal["gcp", "local"]
@@ -133,7 +134,8 @@ class Observability(pulumi.ComponentResource):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hacelery:observability:Observability", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Each object waits for what the component waits for (the namespaces it lands in).
+        child = child_options(self, opts)
         rules = alerts.alert_rules(args.metrics, args.thresholds)
         if args.platform == "gcp":
             self._gcp(name, args, child)

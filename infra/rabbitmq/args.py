@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 
 from infra import names as labels_module
 from infra import rabbitmq_config as config
+from infra.network_policy import MetricsScraper
 from infra.quantities import QUANTITY, quantity_bytes
 from infra.validation import check
 
@@ -82,6 +83,9 @@ class RabbitMQClusterArgs:
     """Where the queue-monitor Secret (the read-only management-API URL) is created; None: the
     cluster's own namespace. KEDA reads Secrets only from its own namespace, so the platform
     puts it there, and nothing in the platform's namespace is readable by KEDA."""
+    metrics_scraper: MetricsScraper | None = None
+    """Who scrapes the nodes' Prometheus port (wired by the platform): admitted to 15692 only.
+    None: only the platform's pods and ``management_client_namespaces`` reach it."""
     delivery_limit: int = 20
     """Redeliveries before a message is dead-lettered (a task that crashes its worker)."""
     dead_letter_queue: str = "dead-letter"

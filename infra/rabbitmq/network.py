@@ -120,5 +120,8 @@ def network_policy_spec(names: ObjectNames,
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                 from_=management_peers, ports=[tcp(MANAGEMENT_PORT), tcp(PROMETHEUS_PORT)]
             ),
+            # The metrics scraper: the Prometheus port only, never AMQP or management.
+            *([args.metrics_scraper.peer(PROMETHEUS_PORT).ingress_rule()]
+              if args.metrics_scraper is not None else []),
         ],
     )

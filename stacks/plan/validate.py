@@ -35,6 +35,9 @@ CLUSTER_SCOPED_KINDS = {
     "MutatingWebhookConfiguration",
     "APIService",
     "ClusterTriggerAuthentication",
+    # Managed Service for Prometheus (monitoring.googleapis.com).
+    "ClusterRules",
+    "ClusterPodMonitoring",
 }
 
 

@@ -47,6 +47,14 @@ def test_network_policy_is_enforced_by_dataplane_v2(settings):
     assert "network_policy" not in settings  # the Calico add-on conflicts with Dataplane V2
 
 
+def test_managed_prometheus_collects_and_keeps_system_metrics(settings):
+    monitoring = settings["monitoring_config"]
+    assert monitoring.managed_prometheus.enabled is True
+    # GKE refuses a component list without SYSTEM_COMPONENTS; HPA feeds the dashboard's replicas.
+    assert monitoring.enable_components[0] == "SYSTEM_COMPONENTS"
+    assert "HPA" in monitoring.enable_components
+
+
 def test_nodes_are_private_and_control_plane_access_is_restricted(settings):
     private = settings["private_cluster_config"]
     assert private.enable_private_nodes is True

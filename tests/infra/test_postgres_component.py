@@ -84,7 +84,7 @@ def test_database_url_is_secret_and_lives_in_a_secret_referenced_by_name(mocks):
 
 
 @pulumi.runtime.test
-def test_three_generated_passwords_never_enter_the_statefulset(mocks):
+def test_four_generated_passwords_never_enter_the_statefulset(mocks):
     database = make()
 
     def check(_):
@@ -93,10 +93,13 @@ def test_three_generated_passwords_never_enter_the_statefulset(mocks):
             for r in mocks.resources.values()
             if r.typ == "random:index/randomPassword:RandomPassword"
         ]
-        assert len(passwords) == 3
+        assert len(passwords) == 4
         assert all(p.inputs["special"] is False and p.inputs["length"] >= 32 for p in passwords)
         credentials = unwrap_secret(mocks.resources["db-credentials"].inputs["stringData"])
-        assert set(credentials) == {"superuser-password", "app-password", "backup-password"}
+        # The monitoring role's exists even without the exporter: switching monitoring on or
+        # off never generates a new credential.
+        assert set(credentials) == {"superuser-password", "app-password", "backup-password",
+                                    "monitor-password"}
         statefulset = str(mocks.resources["db-statefulset"].inputs)
         for value in credentials.values():
             assert value not in statefulset

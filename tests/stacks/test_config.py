@@ -553,3 +553,86 @@ def test_certificate_settings_reach_the_stack():
     assert config.workloads is not None
     policy = config.workloads.certificates
     assert (policy.validity_days, policy.renew_before_days) == (90, 30)
+
+
+# --- ha-celery:observability -----------------------------------------------------------------
+
+
+def test_monitoring_is_on_by_default_with_the_backups_own_age_limits():
+    config = parse({**GCP, "backup": {"maxBasebackupAgeHours": 30, "maxWalAgeMinutes": 20}},
+                   "test")
+    settings = config.workloads.observability
+    assert settings.enabled and settings.emails == ()
+    assert settings.thresholds.basebackup_max_age_seconds == 30 * 3600
+    assert settings.thresholds.wal_max_age_seconds == 20 * 60
+
+
+def test_observability_thresholds_and_receivers_become_settings():
+    config = parse({**GCP, "observability": {
+        "scrapeIntervalSeconds": 60,
+        "thresholds": {"webP99Seconds": 1.5, "basebackupMaxAgeSeconds": 7200,
+                       "queueLimits": [{"queue": "large", "maxWaitSeconds": 3600}]},
+        "emails": ["oncall@example.com"],
+        "smtp": {"smarthost": "smtp.example.com:587", "sender": "alerts@example.com"}}}, "test")
+    settings = config.workloads.observability
+    assert settings.scrape_interval_seconds == 60
+    assert settings.thresholds.web_p99_seconds == 1.5
+    assert settings.thresholds.basebackup_max_age_seconds == 7200  # set: not the backup's
+    assert settings.thresholds.limits_for("large").max_wait_seconds == 3600
+    assert settings.routing().emails == ("oncall@example.com",)
+
+
+@pytest.mark.parametrize(("observability", "expected"), [
+    ({"scrapeIntervalSeconds": "fast"},
+     "ha-celery:observability.scrapeIntervalSeconds: got 'fast'; expected a whole number"),
+    ({"scrapeIntervalSeconds": 1},
+     "ha-celery:observability.scrapeIntervalSeconds: got 1; expected a whole number of seconds, "
+     "5..300"),
+    ({"thresholds": {"taskFailureRatio": 2}},
+     "ha-celery:observability.thresholds.taskFailureRatio: got 2"),
+    ({"thresholds": {"webP99Seconds": "slow"}},
+     "ha-celery:observability.thresholds.webP99Seconds: got 'slow'"),
+    ({"thresholds": {"taskFailureRaito": 0.2}},
+     "ha-celery:observability.thresholds.taskFailureRaito: unknown setting; did you mean "
+     "'taskFailureRatio'?"),
+    ({"scrapeIntervl": 30},
+     "ha-celery:observability.scrapeIntervl: unknown setting; did you mean "
+     "'scrapeIntervalSeconds'?"),
+    ({"thresholds": {"queueLimits": [{"queue": "larg"}]}},
+     "ha-celery:observability.thresholds.queueLimits[0].queue: got 'larg'; expected one of the "
+     "worker queues (default, small, large) (did you mean 'large'?)"),
+    ({"thresholds": {"queueLimits": [{"queue": "large", "maxMessages": 0}]}},
+     "ha-celery:observability.thresholds.queueLimits[0].maxMessages: got 0"),
+    ({"emails": ["not-an-address"],
+      "smtp": {"smarthost": "smtp.example.com:587", "sender": "alerts@example.com"}},
+     "ha-celery:observability.emails: got 'not-an-address'; expected an e-mail address"),
+    ({"emails": ["oncall@example.com"]},
+     "ha-celery:observability.smtp: got None; expected the mail relay"),
+    ({"smtp": {"smarthost": "smtp.example.com", "sender": "alerts@example.com"}},
+     "ha-celery:observability.smtp.smarthost: got 'smtp.example.com'; expected host:port"),
+    ({"smtp": {"smarthost": "smtp.example.com:587", "sender": "a@example.com",
+               "username": "alerts"}},
+     "ha-celery:observability.smtp.username: the relay's login needs its password: `pulumi "
+     "config set --secret ha-celery:alertSmtpPassword PASSWORD`"),
+    ({"prometheusNamespace": "monitoring"},
+     "ha-celery:observability.prometheusNamespace: only on the local stack"),
+    ("yes", "ha-celery:observability: got 'yes'; expected a mapping of settings"),
+])
+def test_bad_observability_settings_stop_the_plan_naming_the_key(observability, expected):
+    [problem] = problems_of({**GCP, "observability": observability})
+    assert problem.startswith(expected), problem
+
+
+def test_every_observability_mistake_is_reported_in_one_run():
+    problems = problems_of({**GCP, "observability": {
+        "evaluationIntervalSeconds": "often", "thresholds": {"webErrorRatio": 5}}})
+    assert [p.split(":")[1] for p in problems] == [
+        "observability.evaluationIntervalSeconds", "observability.thresholds.webErrorRatio"]
+
+
+def test_the_local_stack_may_name_its_own_prometheus():
+    config = parse({**LOCAL, "observability": {
+        "prometheusNamespace": "metrics", "prometheusPodLabels": {"app": "prom"}}}, "local")
+    assert config.workloads.observability.scraper("local") == ("metrics", {"app": "prom"})
+    [problem] = problems_of({**LOCAL, "observability": {"prometheusPodLabels": {}}})
+    assert problem.startswith("ha-celery:observability.prometheusPodLabels: got {}")

@@ -14,6 +14,17 @@ POSTGRES = ("app.kubernetes.io/instance=postgres,app.kubernetes.io/name=postgres
 GOOGLE_APIS = ("199.36.153.8/30", "TCP/443")
 METADATA = ("169.254.169.254/32", "TCP/80")
 LOAD_BALANCER = ("130.211.0.0/22", "TCP/8000"), ("35.191.0.0/16", "TCP/8000")
+SCRAPERS = {
+    # GKE's managed collectors, and the local stack's default Prometheus (ha-celery:observability).
+    "dev": ("ns=gmp-system", "app.kubernetes.io/name=collector"),
+    "prod": ("ns=gmp-system", "app.kubernetes.io/name=collector"),
+    "local": ("ns=monitoring", "app.kubernetes.io/name=prometheus"),
+}
+
+
+def scraper(stack: str, port: int) -> tuple[str, ...]:
+    """The metrics scraper, admitted to one metrics port."""
+    return (*SCRAPERS[stack], f"TCP/{port}")
 
 
 def _labels(selector: dict | None) -> str:
@@ -138,30 +149,39 @@ def test_the_scheduler_reaches_dns_broker_and_database_only(plans, stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
-def test_flower_reaches_the_broker_and_nothing_reaches_flower(plans, stack):
+def test_flower_reaches_the_broker_and_only_the_scraper_reaches_flower(plans, stack):
     policy = workload_policy(plans[stack], "Deployment", "flower")
     assert egress(policy) == {DNS, RABBITMQ}
-    assert ingress(policy) == set()
+    assert ingress(policy) == {scraper(stack, 5555)}  # Flower's /metrics is on its UI port
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_on_gcp_only_the_load_balancer_reaches_the_web_pods(plans, stack):
     policy = workload_policy(plans[stack], "Deployment", "web")
-    assert ingress(policy) == set(LOAD_BALANCER)
+    # The scraper reaches the separate metrics listener, never the app port.
+    assert ingress(policy) == {*LOAD_BALANCER, scraper(stack, 9100)}
     assert egress(policy) == {DNS, RABBITMQ, POSTGRES}
 
 
-def test_on_local_nothing_reaches_the_web_pods_but_port_forward(local):
+def test_on_local_only_the_scraper_reaches_the_web_pods_but_port_forward(local):
     policy = workload_policy(local, "Deployment", "web")
-    assert ingress(policy) == set()
+    assert ingress(policy) == {scraper("local", 9100)}
     assert egress(policy) == {DNS, RABBITMQ, POSTGRES}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
-def test_postgres_sends_nothing_and_admits_only_platform_pods(plans, stack):
+def test_postgres_sends_nothing_and_admits_platform_pods_and_the_scraper_only(plans, stack):
     policy = workload_policy(plans[stack], "StatefulSet", "postgres")
     assert egress(policy) == set()
-    assert ingress(policy) == {("app.kubernetes.io/part-of=ha-celery", "TCP/5432")}
+    assert ingress(policy) == {("app.kubernetes.io/part-of=ha-celery", "TCP/5432"),
+                               scraper(stack, 9187)}  # the exporter sidecar, not the database
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_the_scraper_reaches_each_broker_node_on_its_prometheus_port_only(plans, stack):
+    policy = workload_policy(plans[stack], "StatefulSet", "rabbitmq")
+    from_scraper = {rule for rule in ingress(policy) if rule[:2] == SCRAPERS[stack]}
+    assert from_scraper == {scraper(stack, 15692)}
 
 
 @pytest.mark.parametrize("stack,api", [("dev", ("172.16.0.0/28", "TCP/443")),
@@ -182,7 +202,7 @@ def test_rabbitmq_on_local_reaches_the_api_server_wherever_it_is(local):
 def test_pghoard_reaches_the_database_and_google_apis_only(plans, stack):
     policy = workload_policy(plans[stack], "Deployment", "backup")
     assert egress(policy) == {DNS, POSTGRES, GOOGLE_APIS, METADATA}
-    assert ingress(policy) == set()
+    assert ingress(policy) == {scraper(stack, 9188)}  # the freshness exporter sidecar
 
 
 def test_pghoard_on_local_reaches_the_database_only(local):
@@ -212,7 +232,8 @@ def test_every_keda_pod_has_its_policy(plans, stack):
                   "app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq",
                   "TCP/15672")
     assert egress(operator) == {DNS, api, management}
-    assert ingress(operator) == {("app=keda-operator-metrics-apiserver", "TCP/9666")}
+    assert ingress(operator) == {("app=keda-operator-metrics-apiserver", "TCP/9666"),
+                                 scraper(stack, 8080)}
     metrics = policy_for(plan, "keda", {"app": "keda-operator-metrics-apiserver"})
     assert ingress(metrics) == {("172.16.0.0/28", "TCP/6443")}
     assert egress(metrics) == {DNS, api, ("app=keda-operator", "TCP/9666")}
