@@ -106,6 +106,10 @@ class NamespacedRabbitMQCluster(LocalRabbitMQCluster):
             ),
         }
 
+    def _plain_amqp_on_loopback(self) -> bool:
+        # Each node has its own namespace, like a pod: its loopback is its own.
+        return True
+
     def _listeners(self, node: LocalNode) -> config.Listeners:
         # Every interface of the node's own namespace, like a pod.
         return config.Listeners(
