@@ -36,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -693,6 +694,16 @@ class LocalRabbitMQCluster:
         return (
             f"{scheme}://{DRILL_APP_USER}:{self.app_password}@{node.amqp_host}:{port}/{vhost}"
         )
+
+    def amqp_endpoint(self, name: str) -> dict[str, object]:
+        """``host`` and ``ssl`` keyword arguments for ``amqp.Connection`` to node ``name``:
+        with TLS the client verifies the node against this cluster's CA and the host name."""
+        node = self.node(name)
+        if not self.tls:
+            return {"host": f"{node.amqp_host}:{node.amqp_port}"}
+        return {"host": f"{node.amqp_host}:{node.amqps_port}",
+                "ssl": {"ca_certs": str(self.ca_file), "cert_reqs": ssl.CERT_REQUIRED,
+                        "server_hostname": node.amqp_host}}
 
     def client_environment(self) -> dict[str, str]:
         """What the app's settings need to reach this cluster (``app.settings``)."""
