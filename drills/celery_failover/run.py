@@ -52,7 +52,7 @@ from drills.celery_failover.processes import ManagedProcess, ProcessSet
 from drills.celery_failover.report import ScenarioResult, draw_chart
 from drills.rabbitmq_cluster import LocalRabbitMQCluster
 
-_CONNECTED = re.compile(r"Connected to amqp://[^@\s]+@([^:/\s]+):(\d+)/")
+_CONNECTED = re.compile(r"Connected to amqps?://[^@\s]+@([^:/\s]+):(\d+)/")
 
 
 class DrillRun:

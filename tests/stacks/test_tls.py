@@ -101,6 +101,9 @@ def test_the_broker_certificate_names_every_pod_and_the_client_service(plans, st
                 if r.name.startswith("rabbitmq-")]
     # Nodes are both ends of distribution: the same certificate serves and dials.
     assert {"server_auth", "client_auth"} <= set(signed.inputs["allowedUses"])
+    # The same ha-celery:tls policy as PostgreSQL's (validated once, see test_config).
+    assert (signed.inputs["validityPeriodHours"], signed.inputs["earlyRenewalHours"]) == (
+        365 * 24, 60 * 24)
 
 
 @pytest.mark.parametrize("stack", STACKS)
