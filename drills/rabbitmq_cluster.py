@@ -2,7 +2,7 @@
 
 Owns `LocalRabbitMQCluster`: a context manager that starts Debian's rabbitmq-server nodes with
 `rabbitmq.conf`, `enabled_plugins`, the definitions and the default-user snippet produced by
-`infra/rabbitmq_config.py` (the same functions the Kubernetes component calls). What differs from
+`infra/rabbitmq_config/` (the same functions the Kubernetes component calls). What differs from
 a pod is only what one machine forces: ports (free ones, so the machine's own broker on
 5672/4369/15672/25672 and parallel runs are untouched), node names, paths, a private epmd, and
 classic_config peer discovery listing the local nodes instead of the Kubernetes backend. Sizes
@@ -21,6 +21,13 @@ with free ports and one private epmd; `drills.netns_cluster.NamespacedRabbitMQCl
 in its own network namespace (its own address, the standard ports, its own epmd). The hooks are
 `_plan_nodes`, `node_command`, `_network_environment`, `_listeners` and `_start_epmd` /
 `_stop_epmd`; everything else (files, start order, checks, faults) is shared.
+
+With ``tls=True`` the nodes run the deployed TLS config: certificates issued by
+``drills.certificates`` from the stack's RabbitMQ certificate spec (plus this machine's node
+host names and client addresses), AMQPS and management HTTPS for clients, and, unless
+``inter_node_tls=False``, Erlang distribution and every CLI tool over mutual TLS (the
+generator's option file and flags). ``amqp_endpoint``/``client_environment`` give clients what
+they need to verify the nodes.
 
 It does not run Kubernetes, Docker or a 4.x image: the version it ran is `cluster.version`.
 """

@@ -3,7 +3,7 @@ enabled_plugins, the container scripts), the secret files (default user, definit
 checksum, and the AMQP failover list and management URL the platform's clients receive.
 
 Pure functions over `RabbitMQClusterArgs`; the file contents themselves come from
-`infra/rabbitmq_config.py` (shared with the local drill). Registers nothing.
+`infra/rabbitmq_config/` (shared with the local drill). Registers nothing.
 """
 
 from __future__ import annotations
