@@ -33,6 +33,7 @@ from bench.throughput import (
     Variant,
     bench_environment,
     calls_for,
+    check_sizes,
     declare_queues,
     drain,
     platform_app,
@@ -72,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", type=int, default=16, help="worker prefetch multiplier")
     parser.add_argument("--repeats", type=int, default=3, help="runs of every variant")
     arguments = parser.parse_args(argv)
-    if arguments.items < 1000 or arguments.chunked_items < 10 * arguments.chunk:
-        parser.error("--items must be >= 1000 and --chunked-items >= 10 x --chunk")
-    if arguments.repeats < 1 or arguments.chunk < 2 or not 1 <= arguments.prefetch <= 256:
-        parser.error("--repeats must be >= 1, --chunk >= 2 and --prefetch 1..256")
+    check_sizes(parser, arguments)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from drills.rabbitmq_cluster import LocalRabbitMQCluster
