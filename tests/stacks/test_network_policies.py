@@ -9,7 +9,8 @@ from stacks.plan import Plan
 
 POD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet")
 DNS = ("ns=kube-system", "k8s-app=kube-dns", "UDP/53", "TCP/53")
-RABBITMQ = ("app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq", "TCP/5671")  # AMQPS: plain AMQP is on the pods' loopback only
+# AMQPS: plain AMQP listens on the broker pods' loopback only.
+RABBITMQ = ("app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq", "TCP/5671")
 POSTGRES = ("app.kubernetes.io/instance=postgres,app.kubernetes.io/name=postgres", "TCP/5432")
 GOOGLE_APIS = ("199.36.153.8/30", "TCP/443")
 METADATA = ("169.254.169.254/32", "TCP/80")
