@@ -12,6 +12,10 @@ Environment variables (all optional; the broker URL is required in the cluster):
 
 - ``CELERY_BROKER_URL``: an AMQP URL or a ``;``-separated failover list
   (default ``amqp://guest:guest@127.0.0.1:5672//``, the local broker).
+- ``CELERY_BROKER_CA_FILE``: the CA certificate (PEM) that ``amqps://`` URLs verify the broker
+  against (in the cluster: the stack's trust bundle, ``/etc/ha-celery/ca/ca.crt``); unset: the
+  system's trusted CAs. Every ``amqps://`` connection requires a valid certificate whose names
+  match the host of the URL it dials.
 - ``DATABASE_URL``: ``postgresql://...`` (driven by psycopg 3) or ``sqlite:////path``
   (default ``sqlite:////tmp/ha-celery.sqlite3``, for a quick local run).
 - ``LCS_LARGE_THRESHOLD``: ``len(a) + len(b)`` in characters above which an ``lcs`` job goes to
@@ -37,6 +41,7 @@ Broker time bounds (seconds; see ``app.broker`` for why each exists and what it 
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +82,8 @@ class AppSettings:
 
     broker_urls: tuple[str, ...] = (DEFAULT_BROKER_URL,)
     """Failover list: the worker and the publishers move to the next URL when one fails."""
+    broker_ca_file: str | None = None
+    """CA certificate ``amqps://`` URLs verify the broker against; None: the system's CAs."""
     database_url: str = DEFAULT_DATABASE_URL
     lcs_large_threshold: int = 1000
     """``len(a) + len(b)`` (characters) above which an LCS job goes to the ``large`` queue."""
@@ -103,6 +110,17 @@ class AppSettings:
                     "amqp://user:password@host:5672/vhost (schemes: "
                     f"{', '.join(_BROKER_SCHEMES)}), several separated by ';'"
                 )
+        schemes = {urlsplit(url).scheme for url in self.broker_urls}
+        if "amqps" in schemes and schemes != {"amqps"}:
+            raise SettingsError(
+                "CELERY_BROKER_URL: mixes amqps:// with plain URLs; a failover list must be all "
+                "amqps:// (one plaintext node would send the password in clear)"
+            )
+        if self.broker_ca_file is not None and not self.broker_ca_file.startswith("/"):
+            raise SettingsError(
+                f"CELERY_BROKER_CA_FILE: {self.broker_ca_file!r} must be an absolute path "
+                "(e.g. /etc/ha-celery/ca/ca.crt)"
+            )
         scheme = urlsplit(self.database_url).scheme.split("+", 1)[0]
         if scheme not in _DATABASE_SCHEMES:
             raise SettingsError(
@@ -135,6 +153,8 @@ class AppSettings:
         values: dict[str, Any] = {}
         if environ.get("CELERY_BROKER_URL", "").strip():
             values["broker_urls"] = _split_broker_urls(environ["CELERY_BROKER_URL"])
+        if environ.get("CELERY_BROKER_CA_FILE", "").strip():
+            values["broker_ca_file"] = environ["CELERY_BROKER_CA_FILE"].strip()
         if environ.get("DATABASE_URL", "").strip():
             values["database_url"] = environ["DATABASE_URL"].strip()
         for name, attribute in (
@@ -173,6 +193,24 @@ class AppSettings:
     def broker_url(self) -> str:
         """The failover list in the form kombu takes (``;``-separated)."""
         return ";".join(self.broker_urls)
+
+    @property
+    def broker_uses_tls(self) -> bool:
+        return all(urlsplit(url).scheme == "amqps" for url in self.broker_urls)
+
+    def broker_ssl_options(self) -> dict[str, Any] | None:
+        """kombu's ``ssl`` options for ``amqps://`` URLs (None for plain ``amqp://``).
+
+        ``server_hostname: None`` makes kombu check the certificate against the host of the URL
+        it dials (and send it as SNI). kombu writes the first host into this dict, so after a
+        failover the next node is checked against the first node's name: the stack issues one
+        certificate naming every node, so verification still holds (noted in the README)."""
+        if not self.broker_uses_tls:
+            return None
+        options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
+        if self.broker_ca_file is not None:
+            options["ca_certs"] = self.broker_ca_file
+        return options
 
     @property
     def is_sqlite(self) -> bool:
@@ -271,6 +309,9 @@ def celery_settings_for(settings: AppSettings) -> dict[str, Any]:
         # --- broker --------------------------------------------------------------------------
         # kombu accepts a ';'-separated list and fails over to the next URL in order.
         "broker_url": settings.broker_url,
+        # amqps:// URLs: the server's certificate must verify against the stack's CA and match
+        # the host dialled; a broker that cannot prove its name gets neither password nor task.
+        "broker_use_ssl": settings.broker_ssl_options() or False,
         # Publisher confirms on every connection, and a bound on every blocking socket read and
         # write, TCP liveness for a peer that vanished (app.broker.BrokerBounds says why).
         "broker_transport_options": bounds.transport_options(),

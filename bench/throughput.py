@@ -456,6 +456,15 @@ def variants(prefetch: int) -> list[Variant]:
     ]
 
 
+def check_sizes(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
+    """The size flags every broker bench shares (--items, --chunked-items, --chunk,
+    --prefetch, --repeats): refused with the bound they break."""
+    if arguments.items < 1000 or arguments.chunked_items < 10 * arguments.chunk:
+        parser.error("--items must be >= 1000 and --chunked-items >= 10 x --chunk")
+    if arguments.repeats < 1 or arguments.chunk < 2 or not 1 <= arguments.prefetch <= 256:
+        parser.error("--repeats must be >= 1, --chunk >= 2 and --prefetch 1..256")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.throughput",
@@ -472,10 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of every variant")
     arguments = parser.parse_args(argv)
-    if arguments.items < 1000 or arguments.chunked_items < 10 * arguments.chunk:
-        parser.error("--items must be >= 1000 and --chunked-items >= 10 x --chunk")
-    if arguments.repeats < 1 or arguments.chunk < 2 or not 1 <= arguments.prefetch <= 256:
-        parser.error("--repeats must be >= 1, --chunk >= 2 and --prefetch 1..256")
+    check_sizes(parser, arguments)
     # SIGTERM (a CI timeout) unwinds like Ctrl-C, so the cluster and the worker are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

@@ -1,7 +1,7 @@
 """A RabbitMQ cluster whose nodes each live in their own network namespace, with silent faults.
 
 Owns :class:`NamespacedRabbitMQCluster`: the local cluster of ``drills.rabbitmq_cluster`` (same
-files from ``infra/rabbitmq_config.py``, same start order, checks and clean-up) with every node
+files from ``infra/rabbitmq_config/``, same start order, checks and clean-up) with every node
 on its own lab host (``drills.netns``) the way pods are on their own IPs: standard ports (AMQP
 5672, distribution 25672, epmd 4369), node names ``rabbit@rmq1..N`` resolved through the lab's
 hosts files, and two networks:
@@ -105,6 +105,10 @@ class NamespacedRabbitMQCluster(LocalRabbitMQCluster):
                 "-kernel inet_dist_use_interface {" + cluster_address.replace(".", ",") + "}"
             ),
         }
+
+    def _plain_amqp_on_loopback(self) -> bool:
+        # Each node has its own namespace, like a pod: its loopback is its own.
+        return True
 
     def _listeners(self, node: LocalNode) -> config.Listeners:
         # Every interface of the node's own namespace, like a pod.

@@ -2,7 +2,7 @@
 
 Owns `LocalRabbitMQCluster`: a context manager that starts Debian's rabbitmq-server nodes with
 `rabbitmq.conf`, `enabled_plugins`, the definitions and the default-user snippet produced by
-`infra/rabbitmq_config.py` (the same functions the Kubernetes component calls). What differs from
+`infra/rabbitmq_config/` (the same functions the Kubernetes component calls). What differs from
 a pod is only what one machine forces: ports (free ones, so the machine's own broker on
 5672/4369/15672/25672 and parallel runs are untouched), node names, paths, a private epmd, and
 classic_config peer discovery listing the local nodes instead of the Kubernetes backend. Sizes
@@ -22,12 +22,20 @@ in its own network namespace (its own address, the standard ports, its own epmd)
 `_plan_nodes`, `node_command`, `_network_environment`, `_listeners` and `_start_epmd` /
 `_stop_epmd`; everything else (files, start order, checks, faults) is shared.
 
+With ``tls=True`` the nodes run the deployed TLS config: certificates issued by
+``drills.certificates`` from the stack's RabbitMQ certificate spec (plus this machine's node
+host names and client addresses), AMQPS and management HTTPS for clients, and, unless
+``inter_node_tls=False``, Erlang distribution and every CLI tool over mutual TLS (the
+generator's option file and flags). ``amqp_endpoint``/``client_environment`` give clients what
+they need to verify the nodes.
+
 It does not run Kubernetes, Docker or a 4.x image: the version it ran is `cluster.version`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import json
 import os
@@ -35,6 +43,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -42,7 +51,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from drills import certificates
 from infra import rabbitmq_config as config
+from infra.certificates import CertificateSpec, rabbitmq_spec
 
 RABBITMQ_BIN = Path(os.environ.get("HACELERY_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 RABBITMQ_LIB_GLOB = "/usr/lib/rabbitmq/lib/rabbitmq_server-*"
@@ -95,6 +106,9 @@ class LocalNode:
     """Where clients reach the node's AMQP listener."""
     host: str | None = None
     """The lab host (network namespace) the node runs in; None: this machine's own network."""
+    amqps_port: int = config.AMQPS_PORT
+    management_tls_port: int = config.MANAGEMENT_TLS_PORT
+    prometheus_tls_port: int = config.PROMETHEUS_TLS_PORT
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,8 @@ class LocalRabbitMQCluster:
         startup_timeout: float = 90.0,
         keep_files: bool = False,
         broker_overrides: dict[str, object] | None = None,
+        tls: bool = False,
+        inter_node_tls: bool | None = None,
     ) -> None:
         if size < 1 or size % 2 == 0:
             raise ValueError(f"size: {size} — use an odd number of nodes (1, 3, 5)")
@@ -128,6 +144,14 @@ class LocalRabbitMQCluster:
         self.broker_overrides = dict(broker_overrides or {})
         """``BrokerSettings`` fields that differ from the deployed config (comparison runs
         only; every drill says which it used)."""
+        self.tls = tls
+        """Clients over AMQPS (and management over HTTPS) with certificates from
+        ``drills.certificates``, issued from the stack's RabbitMQ certificate spec."""
+        self.inter_node_tls = tls if inter_node_tls is None else inter_node_tls
+        """Erlang distribution (and the CLI tools) over mutual TLS; defaults to ``tls``."""
+        if self.inter_node_tls and not self.tls:
+            raise ValueError("inter_node_tls needs tls=True (the same certificates)")
+        self.authority: certificates.LocalAuthority | None = None
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="hacelery-rmq-drill-"))
         self.admin_password = os.urandom(12).hex()
@@ -141,15 +165,19 @@ class LocalRabbitMQCluster:
 
     def _plan_nodes(self) -> list[LocalNode]:
         """Names, ports and directories of the nodes (here: free ports on 127.0.0.1)."""
-        ports = free_ports(1 + 4 * self.size)
+        per_node = 7
+        ports = free_ports(1 + per_node * self.size)
         self.epmd_port = ports[0]
         return [
             LocalNode(
                 name=f"rmq{index + 1}@localhost",
-                amqp_port=ports[1 + 4 * index],
-                dist_port=ports[2 + 4 * index],
-                management_port=ports[3 + 4 * index],
-                prometheus_port=ports[4 + 4 * index],
+                amqp_port=ports[1 + per_node * index],
+                dist_port=ports[2 + per_node * index],
+                management_port=ports[3 + per_node * index],
+                prometheus_port=ports[4 + per_node * index],
+                amqps_port=ports[5 + per_node * index],
+                management_tls_port=ports[6 + per_node * index],
+                prometheus_tls_port=ports[7 + per_node * index],
                 directory=self.base_dir / f"rmq{index + 1}",
             )
             for index in range(self.size)
@@ -275,8 +303,58 @@ class LocalRabbitMQCluster:
             disk_free_limit_bytes=200 * 10**6,
             definitions_path=str(node.directory / "secret" / "definitions.json"),
             listeners=self._listeners(node),
+            tls=self.broker_tls(node),
             **self.broker_overrides,
         )
+
+    def _plain_amqp_on_loopback(self) -> bool:
+        """Here every listener is on 127.0.0.1, where the clients are too: a plain listener
+        would be reachable by them, so with TLS there is none (a pod keeps one on its own
+        loopback, which nothing outside the pod reaches; the namespaced lab does the same)."""
+        return False
+
+    def broker_tls(self, node: LocalNode) -> config.BrokerTls | None:
+        if not self.tls:
+            return None
+        tls_dir = self.base_dir / "tls"
+        return config.BrokerTls(
+            certificate_file=str(tls_dir / "rabbitmq.crt"),
+            key_file=str(tls_dir / "rabbitmq.key"),
+            ca_file=str(tls_dir / "ca.crt"),
+            amqps_port=node.amqps_port,
+            management_tls_port=node.management_tls_port,
+            prometheus_tls_port=node.prometheus_tls_port,
+            loopback_plain_amqp=self._plain_amqp_on_loopback(),
+            inter_node=self.inter_node_tls,
+        )
+
+    def certificate_spec(self) -> CertificateSpec:
+        """The stack's RabbitMQ certificate spec, plus the names nodes and clients use here
+        (node host names and client addresses stand for the pods' DNS names)."""
+        spec = rabbitmq_spec(namespace="drill", statefulset="rabbitmq",
+                             headless_service="rabbitmq-nodes", client_service="rabbitmq",
+                             replicas=self.size)
+        hosts = {node.name.split("@", 1)[1] for node in self.nodes} - set(spec.dns_names)
+        addresses = {node.amqp_host for node in self.nodes} - set(spec.ip_addresses)
+        return dataclasses.replace(spec, dns_names=(*spec.dns_names, *sorted(hosts)),
+                                   ip_addresses=(*spec.ip_addresses, *sorted(addresses)))
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA every client of this cluster must trust (TLS only)."""
+        if self.authority is None:
+            raise DrillError("this cluster runs without TLS: there is no CA")
+        return self.authority.ca_certificate
+
+    def _write_tls_files(self) -> None:
+        self.authority = certificates.issue([self.certificate_spec()], self.base_dir / "tls")
+        for node in self.nodes:
+            tls = self.broker_tls(node)
+            assert tls is not None
+            (node.directory / "inter_node_tls.config").write_text(
+                config.inter_node_tls_config(tls))
+            (node.directory / "rabbitmq-env.conf").write_text(
+                config.rabbitmq_env_conf(tls, str(node.directory / "inter_node_tls.config")))
 
     def _write_files(self) -> None:
         home = self.base_dir / "home"
@@ -307,6 +385,8 @@ class LocalRabbitMQCluster:
             )
             (node.directory / "enabled_plugins").write_text(config.enabled_plugins(settings))
             (secret / "definitions.json").write_text(definitions)
+        if self.tls:
+            self._write_tls_files()
 
     # ------------------------------------------------------------------------- environment
 
@@ -342,6 +422,14 @@ class LocalRabbitMQCluster:
             RABBITMQ_PID_FILE=str(node.directory / "beam.pid"),
         )
         env.update(self._network_environment(node))
+        if self.inter_node_tls:
+            # The node and every CLI tool speak TLS distribution, with the generator's flags
+            # (in a pod they come from rabbitmq-env.conf; here the environment already sets
+            # SERVER_ADDITIONAL_ERL_ARGS for the interface, and an environment value wins).
+            flags = config.distribution_erl_args(str(node.directory / "inter_node_tls.config"))
+            additional = env.get("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "")
+            env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = f"{additional} {flags}".strip()
+            env["RABBITMQ_CTL_ERL_ARGS"] = flags
         return env
 
     def cli(
@@ -606,12 +694,30 @@ class LocalRabbitMQCluster:
     # ---------------------------------------------------------------------------- clients
 
     def amqp_url(self, name: str) -> str:
+        """The node's client URL: ``amqps://`` on its TLS port when the cluster runs TLS."""
         node = self.node(name)
         vhost = urllib.parse.quote(DRILL_VHOST, safe="")
+        scheme, port = ("amqps", node.amqps_port) if self.tls else ("amqp", node.amqp_port)
         return (
-            f"amqp://{DRILL_APP_USER}:{self.app_password}@{node.amqp_host}:{node.amqp_port}/"
-            f"{vhost}"
+            f"{scheme}://{DRILL_APP_USER}:{self.app_password}@{node.amqp_host}:{port}/{vhost}"
         )
+
+    def amqp_endpoint(self, name: str) -> dict[str, object]:
+        """``host`` and ``ssl`` keyword arguments for ``amqp.Connection`` to node ``name``:
+        with TLS the client verifies the node against this cluster's CA and the host name."""
+        node = self.node(name)
+        if not self.tls:
+            return {"host": f"{node.amqp_host}:{node.amqp_port}"}
+        return {"host": f"{node.amqp_host}:{node.amqps_port}",
+                "ssl": {"ca_certs": str(self.ca_file), "cert_reqs": ssl.CERT_REQUIRED,
+                        "server_hostname": node.amqp_host}}
+
+    def client_environment(self) -> dict[str, str]:
+        """What the app's settings need to reach this cluster (``app.settings``)."""
+        env = {"CELERY_BROKER_URL": self.broker_url()}
+        if self.tls:
+            env["CELERY_BROKER_CA_FILE"] = str(self.ca_file)
+        return env
 
     def short_name(self, name: str) -> str:
         """A node's name for tables and charts (``rmq1``)."""
@@ -632,14 +738,15 @@ class LocalRabbitMQCluster:
     def node_for_endpoint(self, host: str, port: int) -> str:
         """The node a client reached at ``host:port`` (as a "Connected to ..." log line says)."""
         for node in self.nodes:
-            if node.amqp_host == host and node.amqp_port == port:
+            if node.amqp_host == host and port in (node.amqp_port, node.amqps_port):
                 return node.name
         raise KeyError(f"no node of this cluster listens for AMQP on {host}:{port}")
 
     def node_for_port(self, port: int) -> str:
         for node in self.nodes:
             if port in (node.amqp_port, node.management_port, node.prometheus_port,
-                        node.dist_port):
+                        node.dist_port, node.amqps_port, node.management_tls_port,
+                        node.prometheus_tls_port):
                 return node.name
         raise KeyError(f"no node of this cluster listens on port {port}")
 

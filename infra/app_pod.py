@@ -25,7 +25,7 @@ from infra import pod_security
 from infra.images import validate_image_reference
 from infra.network_policy import Peer
 from infra.quantities import parse_quantity
-from infra.tls import trust_bundle_mount, trust_bundle_volume
+from infra.tls import TRUST_BUNDLE_FILE, trust_bundle_mount, trust_bundle_volume
 from infra.validation import check
 
 APP_UID = 10001
@@ -36,6 +36,8 @@ TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir per pod, the only writable path
 HEARTBEAT_FILE = f"{TMP_PATH}/celery-worker-heartbeat"
 
 BROKER_URL_ENV = "CELERY_BROKER_URL"
+BROKER_CA_FILE_ENV = "CELERY_BROKER_CA_FILE"
+"""The CA ``amqps://`` broker URLs are verified against (``app.settings``)."""
 DATABASE_URL_ENV = "DATABASE_URL"
 SOFT_SHUTDOWN_ENV = "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"
 HEARTBEAT_FILE_ENV = "CELERY_HEARTBEAT_FILE"
@@ -227,6 +229,9 @@ def app_environment(
     if runtime.database_url is not None:
         env.append(secret_env(DATABASE_URL_ENV, runtime.database_url))
     env.extend(secret_env(k, ref) for k, ref in sorted(runtime.secret_settings.items()))
+    if runtime.trust_bundle is not None:
+        # amqps:// URLs verify the broker against the stack's CA, and nothing else.
+        env.append(k8s.core.v1.EnvVarArgs(name=BROKER_CA_FILE_ENV, value=TRUST_BUNDLE_FILE))
     merged = {**runtime.settings, **(extra or {})}
     env.extend(k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(merged.items()))
     return env

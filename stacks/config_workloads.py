@@ -143,7 +143,7 @@ _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
     "namespace", "zones", "management_client_namespaces", "protect",
     "queue_monitor_secret_namespace"}),
     # Wired by the platform from the cluster (the control plane's range).
-    hidden=frozenset({"kubernetes_api_cidrs", "metrics_scraper"}))
+    hidden=frozenset({"kubernetes_api_cidrs", "certificate_authority", "metrics_scraper"}))
 _POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}),
                      hidden=frozenset({"certificate_authority", "metrics_scraper"}))
 _TLS = _Section(CertificatePolicy)

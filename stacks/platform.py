@@ -28,7 +28,14 @@ from infra.keda import Keda
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
 from infra.network_policy import Peer, tcp
 from infra.postgres import DATABASE_URL_KEY, PostgresDatabase
-from infra.rabbitmq import BROKER_URL_KEY, MANAGEMENT_PORT, ObjectNames, RabbitMQCluster
+from infra.rabbitmq import (
+    BROKER_URL_KEY,
+    MANAGEMENT_TLS_PORT,
+    QUEUE_MONITOR_CA_KEY,
+    QUEUE_MONITOR_TLS_KEY,
+    ObjectNames,
+    RabbitMQCluster,
+)
 from infra.rabbitmq import selector as rabbitmq_selector
 from infra.scheduler import SchedulerJob
 from infra.sweeper import JobSweeper
@@ -83,7 +90,7 @@ def management_peer(namespace: str) -> Peer:
     """The RabbitMQ management API (queue depth for KEDA), in the platform's namespace."""
     return Peer(purpose="RabbitMQ's management API (queue depth)", namespace=namespace,
                 pod_labels=rabbitmq_selector(ObjectNames(RABBITMQ)),
-                ports=(tcp(MANAGEMENT_PORT),))
+                ports=(tcp(MANAGEMENT_TLS_PORT),))
 
 
 def front_door(config: StackConfig, workloads: WorkloadConfig, domain: str) -> WebEdge | None:
@@ -174,7 +181,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
     # The queue-monitor Secret goes into KEDA's namespace (the only one KEDA may read).
     rabbitmq = RabbitMQCluster(RABBITMQ, replace(
         workloads.rabbitmq, kubernetes_api_cidrs=kubernetes_api_cidrs(config),
-        metrics_scraper=scraper,
+        certificate_authority=authority, metrics_scraper=scraper,
     ), opts=pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(depends_on=[keda.namespace_resource] if keda else [])))
     postgres = PostgresDatabase(POSTGRES, replace(
@@ -228,6 +235,7 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
         if isinstance(scaling, QueueAutoscalingArgs):
             assert keda is not None
             scaling = replace(scaling, queue_monitor_secret_name=rabbitmq.queue_monitor_secret_name,
+                              queue_monitor_tls_keys=(QUEUE_MONITOR_TLS_KEY, QUEUE_MONITOR_CA_KEY),
                               depends_on=(keda.release,))
         WorkerPool(f"worker-{queue}", replace(pool, runtime=runtime, autoscaling=scaling),
                    opts=after_broker_and_database)

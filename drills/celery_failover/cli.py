@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-dir", type=Path, default=DEFAULT_REPORT_DIR, help="where charts/reports go"
     )
+    parser.add_argument(
+        "--no-tls", action="store_true",
+        help="plaintext AMQP and distribution (the baseline TLS is compared with); default: "
+        "TLS for clients and between nodes, as deployed",
+    )
     arguments = parser.parse_args(argv)
     # SIGTERM (a CI timeout) unwinds like Ctrl-C, so every process and node is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks=arguments.tasks,
             work_seconds=arguments.work_seconds,
             report_dir=arguments.report_dir,
+            tls=not arguments.no_tls,
         )
     except ValueError as error:
         parser.error(

@@ -80,6 +80,9 @@ class DrillOptions:
     report_dir: Path = DEFAULT_REPORT_DIR
     restart_after_seconds: float = 3.0
     """How long a killed node or worker stays down before it is started again."""
+    tls: bool = True
+    """As deployed: clients over AMQPS, nodes over mutual TLS. False: the plaintext baseline
+    the README compares failover times with."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.tasks, int) or self.tasks < MIN_TASKS:

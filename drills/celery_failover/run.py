@@ -52,7 +52,7 @@ from drills.celery_failover.processes import ManagedProcess, ProcessSet
 from drills.celery_failover.report import ScenarioResult, draw_chart
 from drills.rabbitmq_cluster import LocalRabbitMQCluster
 
-_CONNECTED = re.compile(r"Connected to amqp://[^@\s]+@([^:/\s]+):(\d+)/")
+_CONNECTED = re.compile(r"Connected to amqps?://[^@\s]+@([^:/\s]+):(\d+)/")
 
 
 class DrillRun:
@@ -106,6 +106,9 @@ class DrillRun:
             PYTHONPATH=str(REPOSITORY),
             PYTHONUNBUFFERED="1",
         )
+        if self.cluster.tls:
+            # amqps:// URLs, verified against the drill cluster's CA (the trust bundle's role).
+            environment["CELERY_BROKER_CA_FILE"] = str(self.cluster.ca_file)
         return environment
 
     def worker_command(self, name: str) -> list[str]:
@@ -146,10 +149,11 @@ class DrillRun:
     def declare_task_queues_via(self, node_name: str) -> None:
         """Declare the app's queues through ``node_name`` (from where the clients run)."""
         self.run_client_python(
-            "import sys\n"
+            "import os, sys\n"
             "from kombu import Connection\n"
-            "from app.settings import task_queues\n"
-            "with Connection(sys.argv[1], connect_timeout=5) as connection:\n"
+            "from app.settings import AppSettings, task_queues\n"
+            "ssl = AppSettings.from_environ(os.environ).broker_ssl_options() or False\n"
+            "with Connection(sys.argv[1], connect_timeout=5, ssl=ssl) as connection:\n"
             "    channel = connection.channel()\n"
             "    for queue in task_queues():\n"
             "        queue.bind(channel).declare()\n"
@@ -225,7 +229,7 @@ def run_scenario(name: str, options: DrillOptions | None = None) -> ScenarioResu
     options.report_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"hacelery-celery-drill-{name}-"))
     processes = ProcessSet(scratch)
-    cluster = LocalRabbitMQCluster(size=3)
+    cluster = LocalRabbitMQCluster(size=3, tls=options.tls)
     failed = True
     try:
         with cluster, drill_database() as database_url:

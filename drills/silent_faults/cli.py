@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         "(RabbitMQ < 4.3)",
     )
     parser.add_argument(
+        "--no-tls", action="store_true",
+        help="plaintext AMQP and distribution (the baseline TLS is compared with); default: "
+        "TLS for clients and between nodes, as deployed",
+    )
+    parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep every run's worker, scheduler and node logs next to the report (they are "
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["partition_handling"] = arguments.partition_handling
     try:
         options = SilentOptions(
+            tls=not arguments.no_tls,
             fault_seconds=arguments.fault_seconds,
             rate=arguments.rate,
             report_dir=arguments.report_dir,

@@ -48,7 +48,8 @@ def run_scenario(name: str, options: SilentOptions | None = None) -> SilentResul
     options.report_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"hacelery-silent-drill-{name}-"))
     processes = ProcessSet(scratch)
-    cluster = NamespacedRabbitMQCluster(size=3, broker_overrides=options.broker_overrides)
+    cluster = NamespacedRabbitMQCluster(size=3, broker_overrides=options.broker_overrides,
+                                        tls=options.tls)
     failed = True
     try:
         with cluster, drill_database() as database_url:

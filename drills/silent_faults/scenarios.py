@@ -125,6 +125,8 @@ class SilentOptions:
     keep_logs: bool = False
     """Copy the workers', scheduler's and nodes' logs next to the report even when all went
     well (they are always kept when something was lost or left behind)."""
+    tls: bool = True
+    """As deployed: clients over AMQPS, nodes over mutual TLS; False: the plaintext baseline."""
     broker_overrides: dict[str, object] = field(default_factory=dict)
     """``BrokerSettings`` fields to run with instead of the deployed config, to compare (e.g.
     ``{"net_ticktime_seconds": 60}``). Empty: exactly what is deployed."""

@@ -48,6 +48,9 @@ class QueueAutoscalingArgs:
     """Secret whose key ``queue_monitor_secret_key`` holds the management-API URL
     ``http://user:pass@<rabbitmq-client-svc>:15672/<vhost-url-encoded>``."""
     queue_monitor_secret_key: str = "host"
+    queue_monitor_tls_keys: tuple[str, str] | None = None
+    """Keys of the same Secret holding ``enable`` and the CA certificate (KEDA's ``tls`` and
+    ``ca`` parameters) when the management API speaks HTTPS; None: plain HTTP."""
     messages_per_replica: int | None = None
     """Target (ready + unacknowledged) messages per replica; None: the pool's concurrency."""
     polling_interval_seconds: int = 15

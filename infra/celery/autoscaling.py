@@ -50,13 +50,16 @@ def cluster_trigger_authentication_name(namespace: str, name: str) -> str:
 def trigger_authentication_spec(autoscaling: QueueAutoscalingArgs) -> dict:
     """Pure: KEDA reads the management-API URL (with its password) from the Secret itself, in
     KEDA's own namespace (its Secret access is restricted to it, see ``infra/keda.py``)."""
+    references = [("host", autoscaling.queue_monitor_secret_key)]
+    if autoscaling.queue_monitor_tls_keys is not None:
+        # HTTPS to the management API, verified against the stack's CA (KEDA's rabbitmq
+        # scaler: `tls: enable` with `ca`, no client certificate; never `unsafeSsl`).
+        tls_key, ca_key = autoscaling.queue_monitor_tls_keys
+        references += [("tls", tls_key), ("ca", ca_key)]
     return {
         "secretTargetRef": [
-            {
-                "parameter": "host",
-                "name": autoscaling.queue_monitor_secret_name,
-                "key": autoscaling.queue_monitor_secret_key,
-            }
+            {"parameter": parameter, "name": autoscaling.queue_monitor_secret_name, "key": key}
+            for parameter, key in references
         ]
     }
 

@@ -7,6 +7,12 @@ anti-affinity, zone spread, PVCs, memory request = limit, a startup check that p
 joined the cluster, a preStop that waits for quorum+1 and drains, restricted security), the
 PodDisruptionBudget, the NetworkPolicy and the RBAC peer discovery uses.
 
+Encrypted in transit (given the stack's certificate authority): one certificate naming every
+pod and the client Service, in the ``<name>-tls`` Secret, its digest on the pod template (a
+renewal rolls the nodes one at a time, each draining first); clients on AMQPS (5671) and
+management/metrics over HTTPS (15671/15691), Erlang distribution and the CLI tools over mutual
+TLS; the plain listeners only on the pod's loopback. The port map is in ``args``.
+
 What survives what (3 replicas): one node lost (crash, drain, zone outage) -> every quorum queue
 keeps a majority and keeps accepting and confirming; two lost -> publishing is refused (never
 silently accepted), nothing confirmed is lost, service resumes when a node returns. A pod 0 that
@@ -23,7 +29,7 @@ re-exported here, so ``from infra.rabbitmq import RabbitMQCluster`` keeps workin
 Does not read stack config (everything arrives in `RabbitMQClusterArgs`), does not expose
 anything outside the cluster (management and metrics are reached with `kubectl port-forward`),
 does not create namespaces, and does not generate the runtime files (that is
-`infra/rabbitmq_config.py`, shared with the local drill).
+`infra/rabbitmq_config/`, shared with the local drill).
 """
 
 from infra.quantities import quantity_bytes
@@ -31,6 +37,7 @@ from infra.rabbitmq.args import (
     ADMIN_PASSWORD_KEY,
     ADMIN_USERNAME_KEY,
     AMQP_PORT,
+    AMQPS_PORT,
     APP_NAME,
     BROKER_URL_KEY,
     CLI_PORT_RANGE,
@@ -38,9 +45,14 @@ from infra.rabbitmq.args import (
     DISTRIBUTION_PORT,
     EPMD_PORT,
     MANAGEMENT_PORT,
+    MANAGEMENT_TLS_PORT,
     PROMETHEUS_PORT,
+    PROMETHEUS_TLS_PORT,
+    QUEUE_MONITOR_CA_KEY,
+    QUEUE_MONITOR_TLS_KEY,
     QUEUE_MONITOR_URL_KEY,
     RABBITMQ_UID,
+    ClientPorts,
     ObjectNames,
     RabbitMQClusterArgs,
     metadata,
@@ -80,6 +92,7 @@ from infra.rabbitmq.statefulset import (
 __all__ = [
     "ADMIN_PASSWORD_KEY",
     "ADMIN_USERNAME_KEY",
+    "AMQPS_PORT",
     "AMQP_PORT",
     "APP_NAME",
     "BROKER_URL_KEY",
@@ -88,9 +101,14 @@ __all__ = [
     "DISTRIBUTION_PORT",
     "EPMD_PORT",
     "MANAGEMENT_PORT",
+    "MANAGEMENT_TLS_PORT",
     "PROMETHEUS_PORT",
+    "PROMETHEUS_TLS_PORT",
+    "QUEUE_MONITOR_CA_KEY",
+    "QUEUE_MONITOR_TLS_KEY",
     "QUEUE_MONITOR_URL_KEY",
     "RABBITMQ_UID",
+    "ClientPorts",
     "ObjectNames",
     "RabbitMQCluster",
     "RabbitMQClusterArgs",

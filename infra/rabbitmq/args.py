@@ -16,6 +16,7 @@ from infra import names as labels_module
 from infra import rabbitmq_config as config
 from infra.network_policy import MetricsScraper
 from infra.quantities import QUANTITY, quantity_bytes
+from infra.tls import CA_KEY, CERTIFICATE_KEY, PRIVATE_KEY_KEY, CertificateAuthority
 from infra.validation import check
 
 DEFAULT_IMAGE = "rabbitmq:4.3.4-management"
@@ -24,9 +25,18 @@ DEFAULT_IMAGE = "rabbitmq:4.3.4-management"
 APP_NAME = "rabbitmq"
 RABBITMQ_UID = 999  # the official image's rabbitmq user
 
+# The port map, in one place (Services, NetworkPolicies, probes, URLs and scrapers read it).
 AMQP_PORT = 5672
+"""Plain AMQP: with TLS on, bound to the pod's loopback only (nothing outside the pod)."""
 MANAGEMENT_PORT = 15672
+"""Plain HTTP management: with TLS on, loopback only (`kubectl port-forward` still works)."""
 PROMETHEUS_PORT = 15692
+"""Plain HTTP metrics: with TLS on, loopback only."""
+AMQPS_PORT = config.AMQPS_PORT
+MANAGEMENT_TLS_PORT = config.MANAGEMENT_TLS_PORT
+PROMETHEUS_TLS_PORT = config.PROMETHEUS_TLS_PORT
+TLS_DIR = "/etc/rabbitmq/tls"
+"""The node's certificate, key and the CA (the ``kubernetes.io/tls`` Secret)."""
 EPMD_PORT = 4369
 DISTRIBUTION_PORT = 25672
 CLI_PORT_RANGE = (35672, 35682)
@@ -36,6 +46,10 @@ BROKER_URL_KEY = "broker_url"
 """Key in the `broker_secret_name` Secret holding Celery's `;`-separated failover list."""
 QUEUE_MONITOR_URL_KEY = "host"
 """Key in the `queue_monitor_secret_name` Secret: management-API URL with the monitor user."""
+QUEUE_MONITOR_TLS_KEY = "tls"
+"""With TLS: ``enable`` (KEDA's RabbitMQ TriggerAuthentication parameter ``tls``)."""
+QUEUE_MONITOR_CA_KEY = "ca"
+"""With TLS: the stack's CA certificate (KEDA's parameter ``ca``): KEDA verifies the server."""
 ADMIN_USERNAME_KEY = "username"
 ADMIN_PASSWORD_KEY = "password"
 
@@ -95,6 +109,10 @@ class RabbitMQClusterArgs:
     drain_timeout_seconds: int = 120
     permit_transient_nonexclusive_queues: bool = True
     """4.3+: keep Celery's remote-control and event queues working (see rabbitmq_config)."""
+    certificate_authority: CertificateAuthority | None = None
+    """The stack's CA (wired by the platform): one certificate naming every pod; clients use
+    AMQPS and management HTTPS, nodes talk mutual TLS; plain listeners on loopback only. None:
+    plaintext (builder tests and the drills' baseline)."""
     protect: bool = True
     """True: Pulumi refuses to delete or replace the StatefulSet and its claims (`pulumi up` and
     `pulumi destroy` stop with an error) until this is False again. Secure default; the stack's
@@ -247,6 +265,25 @@ class RabbitMQClusterArgs:
         return config.RabbitMQVersion.from_image(self.image)
 
     @property
+    def server_tls(self) -> config.BrokerTls | None:
+        if self.certificate_authority is None:
+            return None
+        return config.BrokerTls(
+            certificate_file=f"{TLS_DIR}/{CERTIFICATE_KEY}",
+            key_file=f"{TLS_DIR}/{PRIVATE_KEY_KEY}",
+            ca_file=f"{TLS_DIR}/{CA_KEY}",
+        )
+
+    @property
+    def client_ports(self) -> ClientPorts:
+        """The ports clients on the pod network use (TLS ones when TLS is on)."""
+        if self.server_tls is None:
+            return ClientPorts(amqp=AMQP_PORT, management=MANAGEMENT_PORT,
+                               prometheus=PROMETHEUS_PORT, tls=False)
+        return ClientPorts(amqp=AMQPS_PORT, management=MANAGEMENT_TLS_PORT,
+                           prometheus=PROMETHEUS_TLS_PORT, tls=True)
+
+    @property
     def poison_policy(self) -> config.PoisonMessagePolicy:
         return config.PoisonMessagePolicy(
             delivery_limit=self.delivery_limit,
@@ -258,6 +295,24 @@ class RabbitMQClusterArgs:
     def termination_grace_seconds(self) -> int:
         # preStop's two bounded waits plus time for a clean stop after SIGTERM.
         return self.prestop_quorum_wait_seconds + self.drain_timeout_seconds + 60
+
+
+@dataclass(frozen=True)
+class ClientPorts:
+    """What the pod network sees of a node: AMQP(S), management and metrics ports."""
+
+    amqp: int
+    management: int
+    prometheus: int
+    tls: bool
+
+    @property
+    def amqp_scheme(self) -> str:
+        return "amqps" if self.tls else "amqp"
+
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -274,6 +329,7 @@ class ObjectNames:
     admin_secret: str = field(init=False)
     broker_secret: str = field(init=False)
     queue_monitor_secret: str = field(init=False)
+    tls_secret: str = field(init=False)
     service_account: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -293,6 +349,7 @@ class ObjectNames:
             ("admin_secret", "-admin"),
             ("broker_secret", "-broker"),
             ("queue_monitor_secret", "-queue-monitor"),
+            ("tls_secret", "-tls"),
             ("service_account", "-server"),
         ):
             object.__setattr__(self, attribute, self.base + suffix)

@@ -8,16 +8,21 @@ Does not read stack config and holds no settings of its own: everything comes fr
 
 from __future__ import annotations
 
+import hashlib
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.app_pod import timeout_minutes
+from infra.certificates import rabbitmq_spec
 from infra.network_policy import Peer
 from infra.rabbitmq.args import (
     ADMIN_PASSWORD_KEY,
     ADMIN_USERNAME_KEY,
     BROKER_URL_KEY,
+    QUEUE_MONITOR_CA_KEY,
+    QUEUE_MONITOR_TLS_KEY,
     QUEUE_MONITOR_URL_KEY,
     ObjectNames,
     RabbitMQClusterArgs,
@@ -46,6 +51,7 @@ from infra.rabbitmq.statefulset import (
 )
 from infra.resource_options import child_options
 from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
+from infra.tls import tls_secret_args
 
 
 class RabbitMQCluster(pulumi.ComponentResource):
@@ -114,10 +120,33 @@ class RabbitMQCluster(pulumi.ComponentResource):
         url = pulumi.Output.secret(app_password.result.apply(
             lambda p: broker_url(names, args, p)))
         broker_secret = secret("broker", names.broker_secret, {BROKER_URL_KEY: url})
+        certificate_checksum = None
+        tls_dependencies: list[pulumi.Resource] = []
+        monitor_tls: dict[str, pulumi.Input[str]] = {}
+        if args.certificate_authority is not None:
+            certificate = args.certificate_authority.issue(
+                f"{name}-certificate",
+                rabbitmq_spec(namespace=args.namespace, statefulset=names.statefulset,
+                              headless_service=names.headless_service,
+                              client_service=names.client_service, replicas=args.replicas),
+                opts=child)
+            tls_dependencies.append(k8s.core.v1.Secret(
+                f"{name}-tls",
+                **tls_secret_args(name=names.tls_secret, namespace=args.namespace,
+                                  labels=object_labels(names, args), certificate=certificate),
+                opts=child))
+            # A renewed certificate rolls the nodes onto it, one at a time, each draining
+            # first; clients trust the CA, so they only reconnect.
+            certificate_checksum = certificate.certificate_pem.apply(
+                lambda pem: hashlib.sha256(pem.encode()).hexdigest()[:16])
+            # KEDA's RabbitMQ scaler: `tls: enable` and the CA it verifies the management API
+            # against (TriggerAuthentication parameters), next to the URL in KEDA's namespace.
+            monitor_tls = {QUEUE_MONITOR_TLS_KEY: "enable",
+                           QUEUE_MONITOR_CA_KEY: certificate.ca_certificate_pem}
         monitor_secret = secret(
             "queue-monitor", names.queue_monitor_secret,
             {QUEUE_MONITOR_URL_KEY: monitor_password.result.apply(
-                lambda p: queue_monitor_url(names, args, p))},
+                lambda p: queue_monitor_url(names, args, p)), **monitor_tls},
             namespace=args.queue_monitor_secret_namespace)
 
         data = config_map_data(names, args)
@@ -177,10 +206,12 @@ class RabbitMQCluster(pulumi.ComponentResource):
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=metadata(names.statefulset, names, args),
-            spec=statefulset_spec(names, args, runtime_checksum(names, args)),
+            spec=statefulset_spec(names, args, runtime_checksum(names, args),
+                                  certificate_checksum=certificate_checksum),
             opts=child_options(
                 self, opts,
-                depends_on=[config_map, server_secret, headless, role_binding, *claims],
+                depends_on=[config_map, server_secret, headless, role_binding, *claims,
+                            *tls_dependencies],
                 ignore_changes=list(STATEFULSET_IGNORED_INPUTS),
                 protect=args.protect,
                 # Pods become Ready only once the whole cluster formed; Pulumi's await would
@@ -208,7 +239,7 @@ class RabbitMQCluster(pulumi.ComponentResource):
         self.broker_url = url
         self.broker_secret_name = broker_secret.metadata.name
         self.client_service_name = client.metadata.name
-        self.amqp_peer = amqp_peer(names)
+        self.amqp_peer = amqp_peer(names, args)
         self.headless_service_name = headless.metadata.name
         self.admin_secret_name = admin_secret.metadata.name
         self.statefulset_name = statefulset.metadata.name

@@ -3,7 +3,7 @@ enabled_plugins, the container scripts), the secret files (default user, definit
 checksum, and the AMQP failover list and management URL the platform's clients receive.
 
 Pure functions over `RabbitMQClusterArgs`; the file contents themselves come from
-`infra/rabbitmq_config.py` (shared with the local drill). Registers nothing.
+`infra/rabbitmq_config/` (shared with the local drill). Registers nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import urllib.parse
 from infra import rabbitmq_config as config
 from infra.quantities import quantity_bytes
 from infra.rabbitmq.args import (
-    AMQP_PORT,
     BROKER_URL_KEY,
-    MANAGEMENT_PORT,
     ObjectNames,
     RabbitMQClusterArgs,
 )
@@ -35,13 +33,25 @@ def broker_settings(names: ObjectNames, args: RabbitMQClusterArgs) -> config.Bro
         disk_free_limit_bytes=quantity_bytes(args.disk_free_limit),
         definitions_path=f"{config.ContainerPaths().secret_dir}/definitions.json",
         permit_transient_nonexclusive_queues=args.permit_transient_nonexclusive_queues,
+        tls=args.server_tls,
     )
+
+
+ENV_FILE = "rabbitmq-env.conf"
+INTER_NODE_TLS_FILE = "inter_node_tls.config"
 
 
 def config_map_data(names: ObjectNames, args: RabbitMQClusterArgs) -> dict[str, str]:
     """Non-secret runtime files: rabbitmq.conf, enabled_plugins and the container scripts."""
     settings = broker_settings(names, args)
+    config_dir = config.ContainerPaths().config_dir
+    tls_files = {} if settings.tls is None else {
+        # Read by the server script and every CLI tool (probes, preStop): TLS distribution.
+        ENV_FILE: config.rabbitmq_env_conf(settings.tls, f"{config_dir}/{INTER_NODE_TLS_FILE}"),
+        INTER_NODE_TLS_FILE: config.inter_node_tls_config(settings.tls),
+    }
     return {
+        **tls_files,
         "rabbitmq.conf": config.rabbitmq_conf(settings),
         "enabled_plugins": config.enabled_plugins(settings),
         "entrypoint.sh": config.entrypoint_script(
@@ -83,12 +93,14 @@ def server_secret_data(
 
 
 def queue_monitor_url(names: ObjectNames, args: RabbitMQClusterArgs, password: str) -> str:
-    """Management-API URL for KEDA's RabbitMQ scaler (protocol http), via the client Service."""
+    """Management-API URL for KEDA's RabbitMQ scaler (protocol http; https with TLS), via the
+    client Service."""
     user = urllib.parse.quote(args.monitor_username, safe="")
     secret = urllib.parse.quote(password, safe="")
     vhost = urllib.parse.quote(args.vhost, safe="")
     host = f"{names.client_service}.{args.namespace}.svc.cluster.local"
-    return f"http://{user}:{secret}@{host}:{MANAGEMENT_PORT}/{vhost}"
+    ports = args.client_ports
+    return f"{ports.http_scheme}://{user}:{secret}@{host}:{ports.management}/{vhost}"
 
 
 def broker_urls(names: ObjectNames, args: RabbitMQClusterArgs, app_password: str) -> list[str]:
@@ -96,8 +108,10 @@ def broker_urls(names: ObjectNames, args: RabbitMQClusterArgs, app_password: str
     user = urllib.parse.quote(args.app_username, safe="")
     password = urllib.parse.quote(app_password, safe="")
     vhost = urllib.parse.quote(args.vhost, safe="")
+    ports = args.client_ports
     return [
-        f"amqp://{user}:{password}@{names.pod_host(ordinal, args.namespace)}:{AMQP_PORT}/{vhost}"
+        f"{ports.amqp_scheme}://{user}:{password}@{names.pod_host(ordinal, args.namespace)}:"
+        f"{ports.amqp}/{vhost}"
         for ordinal in range(args.replicas)
     ]
 

@@ -15,11 +15,14 @@ from infra import names as labels_module
 from infra.network_policy import KUBE_DNS, Peer, kubernetes_api, tcp
 from infra.rabbitmq.args import (
     AMQP_PORT,
+    AMQPS_PORT,
     CLI_PORT_RANGE,
     DISTRIBUTION_PORT,
     EPMD_PORT,
     MANAGEMENT_PORT,
+    MANAGEMENT_TLS_PORT,
     PROMETHEUS_PORT,
+    PROMETHEUS_TLS_PORT,
     ObjectNames,
     RabbitMQClusterArgs,
     metadata,
@@ -43,10 +46,31 @@ def headless_service_args(names: ObjectNames, args: RabbitMQClusterArgs) -> dict
             ports=[
                 _port("epmd", EPMD_PORT),
                 _port("cluster-links", DISTRIBUTION_PORT),
-                _port("amqp", AMQP_PORT),
+                _port(*_amqp(args)),
             ],
         ),
     )
+
+
+def _amqp(args: RabbitMQClusterArgs) -> tuple[str, int]:
+    return ("amqps", AMQPS_PORT) if args.server_tls else ("amqp", AMQP_PORT)
+
+
+def _management(args: RabbitMQClusterArgs) -> tuple[str, int]:
+    # The name stays with the role (the scheme is https with TLS): selectors by name keep working.
+    return ("management", MANAGEMENT_TLS_PORT if args.server_tls else MANAGEMENT_PORT)
+
+
+def _prometheus(args: RabbitMQClusterArgs) -> tuple[str, int]:
+    # Scrapers select the metrics port by this name (infra/observability/sources.py); with TLS it
+    # serves https on PROMETHEUS_TLS_PORT and the scraper must use scheme https.
+    return ("prometheus", PROMETHEUS_TLS_PORT if args.server_tls else PROMETHEUS_PORT)
+
+
+def client_port_names(args: RabbitMQClusterArgs) -> tuple[tuple[str, int], ...]:
+    """(name, port) of what the pod network may reach: the container and Services use these
+    names; with TLS on only the TLS ports exist on the pod network."""
+    return (_amqp(args), _management(args), _prometheus(args))
 
 
 def client_service_args(names: ObjectNames, args: RabbitMQClusterArgs) -> dict:
@@ -56,18 +80,15 @@ def client_service_args(names: ObjectNames, args: RabbitMQClusterArgs) -> dict:
             # ClusterIP only: management and metrics are reached by port-forward, never publicly.
             type="ClusterIP",
             selector=selector(names),
-            ports=[
-                _port("amqp", AMQP_PORT),
-                _port("management", MANAGEMENT_PORT),
-                _port("prometheus", PROMETHEUS_PORT),
-            ],
+            ports=[_port(name, port) for name, port in client_port_names(args)],
         ),
     )
 
 
-def amqp_peer(names: ObjectNames) -> Peer:
-    """The brokers' AMQP port, as a destination of app pods' egress."""
-    return Peer(purpose="the broker (AMQP)", pod_labels=selector(names), ports=(tcp(AMQP_PORT),))
+def amqp_peer(names: ObjectNames, args: RabbitMQClusterArgs | None = None) -> Peer:
+    """The brokers' AMQP(S) port, as a destination of app pods' egress."""
+    port = args.client_ports.amqp if args is not None else AMQP_PORT
+    return Peer(purpose="the broker (AMQP)", pod_labels=selector(names), ports=(tcp(port),))
 
 
 def rabbitmq_egress(names: ObjectNames, args: RabbitMQClusterArgs) -> tuple[Peer, ...]:
@@ -111,14 +132,15 @@ def network_policy_spec(names: ObjectNames,
         egress=[peer.egress_rule() for peer in rabbitmq_egress(names, args)],
         ingress=[
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                from_=[platform_pods], ports=[tcp(AMQP_PORT)]
+                from_=[platform_pods], ports=[tcp(args.client_ports.amqp)]
             ),
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                 from_=[rabbitmq_pods],
                 ports=[tcp(EPMD_PORT), tcp(DISTRIBUTION_PORT), tcp(*CLI_PORT_RANGE)],
             ),
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                from_=management_peers, ports=[tcp(MANAGEMENT_PORT), tcp(PROMETHEUS_PORT)]
+                from_=management_peers,
+                ports=[tcp(args.client_ports.management), tcp(args.client_ports.prometheus)]
             ),
             # The metrics scraper: the Prometheus port only, never AMQP or management.
             *([args.metrics_scraper.peer(PROMETHEUS_PORT).ingress_rule()]

@@ -12,17 +12,17 @@ import pulumi_kubernetes as k8s
 from infra import pod_security
 from infra import rabbitmq_config as config
 from infra.rabbitmq.args import (
-    AMQP_PORT,
     DISTRIBUTION_PORT,
     EPMD_PORT,
-    MANAGEMENT_PORT,
-    PROMETHEUS_PORT,
     RABBITMQ_UID,
+    TLS_DIR,
     ObjectNames,
     RabbitMQClusterArgs,
     object_labels,
     selector,
 )
+from infra.rabbitmq.files import ENV_FILE
+from infra.rabbitmq.network import client_port_names
 
 
 def affinity(names: ObjectNames, args: RabbitMQClusterArgs) -> k8s.core.v1.AffinityArgs:
@@ -117,12 +117,15 @@ def container(names: ObjectNames, args: RabbitMQClusterArgs) -> k8s.core.v1.Cont
         ),
         k8s.core.v1.EnvVarArgs(name="HOME", value=paths.data_dir),
     ]
+    if args.server_tls is not None:
+        # The server script and every CLI tool (probes, preStop) read TLS distribution flags
+        # from this file, so they reach the node over the same mutual TLS as its peers.
+        env.append(k8s.core.v1.EnvVarArgs(name="RABBITMQ_CONF_ENV_FILE",
+                                          value=f"{paths.config_dir}/{ENV_FILE}"))
     ports = [
         k8s.core.v1.ContainerPortArgs(name=name, container_port=port, protocol="TCP")
         for name, port in (
-            ("amqp", AMQP_PORT),
-            ("management", MANAGEMENT_PORT),
-            ("prometheus", PROMETHEUS_PORT),
+            *client_port_names(args),
             ("epmd", EPMD_PORT),
             ("cluster-links", DISTRIBUTION_PORT),
         )
@@ -140,6 +143,9 @@ def container(names: ObjectNames, args: RabbitMQClusterArgs) -> k8s.core.v1.Cont
         k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 (emptyDir)
         k8s.core.v1.VolumeMountArgs(name="logs", mount_path="/var/log/rabbitmq"),
     ]
+    if args.server_tls is not None:
+        mounts.append(k8s.core.v1.VolumeMountArgs(name="tls", mount_path=TLS_DIR,
+                                                  read_only=True))
     return k8s.core.v1.ContainerArgs(
         name="rabbitmq",
         image=args.image,
@@ -157,7 +163,7 @@ def container(names: ObjectNames, args: RabbitMQClusterArgs) -> k8s.core.v1.Cont
         ),
         # Readiness: the AMQP listener accepts connections (cheap; runs every 10 s).
         readiness_probe=k8s.core.v1.ProbeArgs(
-            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="amqp"),
+            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=client_port_names(args)[0][0]),
             period_seconds=10,
             timeout_seconds=5,
             failure_threshold=3,
@@ -176,9 +182,15 @@ def container(names: ObjectNames, args: RabbitMQClusterArgs) -> k8s.core.v1.Cont
     )
 
 
-def volumes(names: ObjectNames) -> list[k8s.core.v1.VolumeArgs]:
+def volumes(names: ObjectNames, args: RabbitMQClusterArgs | None = None
+            ) -> list[k8s.core.v1.VolumeArgs]:
     empty = k8s.core.v1.EmptyDirVolumeSourceArgs
-    return [
+    tls = [] if args is None or args.server_tls is None else [
+        # 0440, owned by root and group rabbitmq (fsGroup): the node reads its key, nobody else.
+        k8s.core.v1.VolumeArgs(name="tls", secret=k8s.core.v1.SecretVolumeSourceArgs(
+            secret_name=names.tls_secret, default_mode=0o440)),
+    ]
+    return [*tls,
         k8s.core.v1.VolumeArgs(
             name="config",
             config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
@@ -217,8 +229,17 @@ def volume_claim_template(args: RabbitMQClusterArgs) -> k8s.core.v1.PersistentVo
 
 
 def statefulset_spec(
-    names: ObjectNames, args: RabbitMQClusterArgs, config_checksum: str = ""
+    names: ObjectNames, args: RabbitMQClusterArgs, config_checksum: str = "",
+    certificate_checksum: object = None,
 ) -> k8s.apps.v1.StatefulSetSpecArgs:
+    """``certificate_checksum`` (a digest of the node certificate, an Output in the stack) on
+    the template rolls the nodes onto a renewed certificate, one at a time, each draining
+    first (the RollingUpdate and preStop below), so no confirmed message is lost."""
+    annotations = {}
+    if config_checksum:
+        annotations["hacelery.io/config-checksum"] = config_checksum
+    if certificate_checksum is not None:
+        annotations["hacelery.io/certificate-checksum"] = certificate_checksum
     return k8s.apps.v1.StatefulSetSpecArgs(
         replicas=args.replicas,
         service_name=names.headless_service,
@@ -239,9 +260,7 @@ def statefulset_spec(
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 labels=object_labels(names, args),
                 # A config change rolls the pods (one at a time, each draining first).
-                annotations={"hacelery.io/config-checksum": config_checksum}
-                if config_checksum
-                else None,
+                annotations=annotations or None,
             ),
             spec=k8s.core.v1.PodSpecArgs(
                 service_account_name=names.service_account,
@@ -252,7 +271,7 @@ def statefulset_spec(
                 affinity=affinity(names, args),
                 topology_spread_constraints=topology_spread(names, args) or None,
                 containers=[container(names, args)],
-                volumes=volumes(names),
+                volumes=volumes(names, args),
             ),
         ),
     )

@@ -117,9 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scheduler.runId", "run-1"),
     Setting("scheduler.runId", "run-2", before=(("scheduler.runId", "run-1"),)),
     Setting("tls.validityDays", 180,
-            caveat="a new certificate from the same CA: PostgreSQL restarts onto it (the "
-                   "certificate's digest is on its pod template) and clients, which trust the "
-                   "CA, reconnect"),
+            caveat="new certificates from the same CA: PostgreSQL restarts onto its own and "
+                   "the RabbitMQ nodes roll onto theirs one at a time, each draining first "
+                   "(the certificates' digests are on the pod templates); clients, which trust "
+                   "the CA, reconnect"),
     Setting("app.LCS_LARGE_THRESHOLD", 2000),
     Setting("appSecrets.SENTRY_DSN", {"secure": "v1:AAAAnew"},
             before=(("appSecrets.SENTRY_DSN", {"secure": "v1:AAAAold"}),)),

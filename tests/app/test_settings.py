@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import ssl
 import subprocess
 import sys
 
@@ -14,6 +16,7 @@ from app.settings import (
     AppSettings,
     SettingsError,
     celery_settings,
+    celery_settings_for,
 )
 from tests.app.conftest import REPOSITORY
 
@@ -171,3 +174,23 @@ def test_worker_app_exits_at_start_with_a_clear_message_on_bad_config() -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_amqps_urls_verify_the_broker_against_the_given_ca() -> None:
+    settings = AppSettings.from_environ({
+        "CELERY_BROKER_URL": "amqps://u:p@rabbitmq-0:5671/v;amqps://u:p@rabbitmq-1:5671/v",
+        "CELERY_BROKER_CA_FILE": "/etc/ha-celery/ca/ca.crt"})
+    options = celery_settings_for(settings)["broker_use_ssl"]
+    assert options == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": "/etc/ha-celery/ca/ca.crt",
+                       "server_hostname": None}
+    assert celery_settings({"CELERY_BROKER_URL": "amqp://u:p@h:5672/v"})["broker_use_ssl"] is False
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"CELERY_BROKER_URL": "amqps://h0//;amqp://h1//"}, "mixes amqps:// with plain URLs"),
+    ({"CELERY_BROKER_URL": "amqps://h0//", "CELERY_BROKER_CA_FILE": "ca.crt"},
+     "CELERY_BROKER_CA_FILE: 'ca.crt' must be an absolute path"),
+])
+def test_bad_broker_tls_settings_name_the_variable(environ, message) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        AppSettings.from_environ(environ)

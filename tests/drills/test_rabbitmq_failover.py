@@ -39,11 +39,13 @@ pytestmark = [pytest.mark.drill, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def rabbitmq_drill_cluster():
     # A low delivery limit keeps the poison-message check short; everything else is the default.
-    cluster = LocalRabbitMQCluster(size=3, poison=PoisonMessagePolicy(delivery_limit=3))
+    # TLS on, as deployed: clients over AMQPS verifying the CA, nodes over mutual TLS.
+    cluster = LocalRabbitMQCluster(size=3, poison=PoisonMessagePolicy(delivery_limit=3),
+                                   tls=True)
     try:
         with cluster:
             print(f"\n[rabbitmq drill] RabbitMQ {cluster.version} (Debian package), "
-                  f"3 nodes, epmd port {cluster.epmd_port}")
+                  f"3 nodes, epmd port {cluster.epmd_port}, TLS for clients and between nodes")
             yield cluster
     finally:
         leftovers = cluster.leftover_processes()
@@ -83,7 +85,7 @@ class ConfirmingPublisher:
             name = self.order[self.index % len(self.order)]
             node = self.cluster.node(name)
             connection = amqp.Connection(
-                host=f"127.0.0.1:{node.amqp_port}", userid=DRILL_APP_USER,
+                **self.cluster.amqp_endpoint(node.name), userid=DRILL_APP_USER,
                 password=self.cluster.app_password, virtual_host=DRILL_VHOST,
                 confirm_publish=True, connect_timeout=2,
             )
@@ -136,9 +138,8 @@ def _close_quietly(connection: amqp.Connection) -> None:
 
 
 def _connect(cluster: LocalRabbitMQCluster, node_name: str) -> amqp.Connection:
-    node = cluster.node(node_name)
     connection = amqp.Connection(
-        host=f"127.0.0.1:{node.amqp_port}", userid=DRILL_APP_USER,
+        **cluster.amqp_endpoint(node_name), userid=DRILL_APP_USER,
         password=cluster.app_password, virtual_host=DRILL_VHOST, connect_timeout=5,
     )
     connection.connect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import glob
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -187,6 +188,57 @@ def test_plugins_are_management_prometheus_and_k8s_discovery():
         "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_peer_discovery_k8s].\n")
 
 
+TLS = config.BrokerTls(certificate_file="/etc/rabbitmq/tls/tls.crt",
+                       key_file="/etc/rabbitmq/tls/tls.key", ca_file="/etc/rabbitmq/tls/ca.crt")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_with_tls_clients_get_amqps_and_https_and_plain_listeners_stay_on_loopback(version):
+    keys = conf_keys(config.rabbitmq_conf(settings(version, tls=TLS)))
+    assert keys["listeners.ssl.default"] == "5671"
+    assert keys["listeners.tcp.default"] == "127.0.0.1:5672"
+    assert (keys["ssl_options.verify"], keys["ssl_options.fail_if_no_peer_cert"]) == (
+        "verify_peer", "false")
+    assert [keys["ssl_options.versions.1"], keys["ssl_options.versions.2"]] == [
+        "tlsv1.3", "tlsv1.2"]
+    assert not any("CBC" in v or "RSA-AES" in v for k, v in keys.items() if ".ciphers." in k)
+    assert keys["management.ssl.port"] == "15671" and keys["prometheus.ssl.port"] == "15691"
+    assert keys["management.tcp.ip"] == keys["prometheus.tcp.ip"] == "127.0.0.1"
+    for prefix in ("ssl_options", "management.ssl", "prometheus.ssl"):
+        assert keys[f"{prefix}.certfile"] == TLS.certificate_file
+        assert keys[f"{prefix}.cacertfile"] == TLS.ca_file
+
+
+def test_without_a_loopback_listener_plain_amqp_is_off():
+    tls = config.BrokerTls(certificate_file="/t/c", key_file="/t/k", ca_file="/t/ca",
+                           loopback_plain_amqp=False)
+    keys = conf_keys(config.rabbitmq_conf(settings("3.10.8", tls=tls)))
+    assert keys["listeners.tcp"] == "none" and "listeners.tcp.default" not in keys
+
+
+def test_inter_node_tls_verifies_both_ends_and_the_cli_tools_use_it_too():
+    optfile = config.inter_node_tls_config(TLS)
+    server, client = optfile.split("{client,")
+    assert "{verify, verify_peer}" in server and "{fail_if_no_peer_cert, true}" in server
+    assert "{verify, verify_peer}" in client and '"/etc/rabbitmq/tls/ca.crt"' in client
+    assert "['tlsv1.3', 'tlsv1.2']" in optfile
+    env = config.rabbitmq_env_conf(TLS, "/etc/rabbitmq/config/inter_node_tls.config")
+    flags = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/config/inter_node_tls.config"
+    assert f'SERVER_ADDITIONAL_ERL_ARGS="{flags}"' in env and f'CTL_ERL_ARGS="{flags}"' in env
+    assert "proto_dist" not in config.rabbitmq_env_conf(None, "/x")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("certificate_file", "relative.crt"), ("key_file", "/etc/x y.key"),
+    ("ca_file", '/etc/"ca".crt'), ("amqps_port", 0),
+])
+def test_bad_tls_settings_name_the_field(field, value):
+    values = dict(certificate_file="/c", key_file="/k", ca_file="/ca")
+    values[field] = value
+    with pytest.raises(ValueError, match=f"BrokerTls.{field}"):
+        config.BrokerTls(**values)
+
+
 def _installed_schema_patterns() -> list[re.Pattern]:
     patterns = []
     for schema in glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/*/priv/schema/*"):
@@ -201,9 +253,11 @@ def test_every_key_for_the_installed_version_is_in_its_schema():
     if not patterns:
         pytest.skip("rabbitmq-server is not installed (scripts/prereq.d/20-rabbitmq-drill.sh)")
     installed = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*"))[-1].rsplit("-", 1)[1]
-    for discovery in (config.KubernetesPeerDiscovery(headless_service="r", namespace="n"),
-                      config.ClassicConfigPeerDiscovery(nodes=("a@localhost",))):
-        keys = conf_keys(config.rabbitmq_conf(settings(installed, peer_discovery=discovery)))
+    discoveries = (config.KubernetesPeerDiscovery(headless_service="r", namespace="n"),
+                   config.ClassicConfigPeerDiscovery(nodes=("a@localhost",)))
+    for discovery, tls in itertools.product(discoveries, (None, TLS)):
+        keys = conf_keys(config.rabbitmq_conf(settings(installed, peer_discovery=discovery,
+                                                       tls=tls)))
         unknown = [key for key in keys if not any(p.match(key) for p in patterns)]
         assert unknown == [], f"keys RabbitMQ {installed} does not know: {unknown}"
 

@@ -9,7 +9,8 @@ from stacks.plan import Plan
 
 POD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet")
 DNS = ("ns=kube-system", "k8s-app=kube-dns", "UDP/53", "TCP/53")
-RABBITMQ = ("app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq", "TCP/5672")
+# AMQPS: plain AMQP listens on the broker pods' loopback only.
+RABBITMQ = ("app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq", "TCP/5671")
 POSTGRES = ("app.kubernetes.io/instance=postgres,app.kubernetes.io/name=postgres", "TCP/5432")
 GOOGLE_APIS = ("199.36.153.8/30", "TCP/443")
 METADATA = ("169.254.169.254/32", "TCP/80")
@@ -230,7 +231,7 @@ def test_every_keda_pod_has_its_policy(plans, stack):
     operator = policy_for(plan, "keda", {"app": "keda-operator"})
     management = ("ns=ha-celery",
                   "app.kubernetes.io/instance=rabbitmq,app.kubernetes.io/name=rabbitmq",
-                  "TCP/15672")
+                  "TCP/15671")
     assert egress(operator) == {DNS, api, management}
     assert ingress(operator) == {("app=keda-operator-metrics-apiserver", "TCP/9666"),
                                  scraper(stack, 8080)}

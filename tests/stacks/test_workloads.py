@@ -57,10 +57,14 @@ def test_keda_reads_only_the_queue_monitor_secret_from_its_own_namespace(plans, 
     in_keda = [m["metadata"]["name"] for m in plan.kinds("Secret")
                if m["metadata"].get("namespace") == "keda"]
     assert in_keda == ["rabbitmq-queue-monitor"]
+    assert set(monitor["stringData"]) == {"host", "tls", "ca"}
     for queue in QUEUES:
         auth = plan.manifest("ClusterTriggerAuthentication", f"ha-celery-worker-{queue}")
-        [ref] = auth["spec"]["secretTargetRef"]
-        assert ref["name"] == "rabbitmq-queue-monitor"
+        refs = auth["spec"]["secretTargetRef"]
+        assert {r["name"] for r in refs} == {"rabbitmq-queue-monitor"}
+        # HTTPS to the management API, verified against the stack's CA (never unsafeSsl).
+        assert {r["parameter"]: r["key"] for r in refs} == {"host": "host", "tls": "tls",
+                                                            "ca": "ca"}
         scaled = plan.manifest("ScaledObject", f"worker-{queue}")
         assert scaled["spec"]["triggers"][0]["authenticationRef"] == {
             "name": f"ha-celery-worker-{queue}", "kind": "ClusterTriggerAuthentication"}
