@@ -27,8 +27,13 @@ def github_anchor(heading: str) -> str:
 def runbook_entries() -> dict[str, str]:
     text = README.read_text()
     start = text.index("### Runbook")
+    # The runbook ends where the next section (## or ###) starts: later #### headings belong to
+    # other sections.
+    body = text.index("\n", start)
+    following = re.search(r"^#{2,3} ", text[body:], re.M)
+    runbook = text[start:body + following.start()] if following else text[start:]
     entries: dict[str, str] = {}
-    for match in re.finditer(r"^#### ([^\n]+)\n(.*?)(?=^#{2,4} |\Z)", text[start:], re.M | re.S):
+    for match in re.finditer(r"^#### ([^\n]+)\n(.*?)(?=^#{2,4} |\Z)", runbook, re.M | re.S):
         entries[github_anchor(match.group(1))] = match.group(2)
     return entries
 
