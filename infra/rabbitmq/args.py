@@ -98,7 +98,8 @@ class RabbitMQClusterArgs:
     cluster's own namespace. KEDA reads Secrets only from its own namespace, so the platform
     puts it there, and nothing in the platform's namespace is readable by KEDA."""
     metrics_scraper: MetricsScraper | None = None
-    """Who scrapes the nodes' Prometheus port (wired by the platform): admitted to 15692 only.
+    """Who scrapes the nodes' Prometheus port (wired by the platform): admitted to the client
+    metrics port only (``client_ports.prometheus``: 15691 with TLS, 15692 without).
     None: only the platform's pods and ``management_client_namespaces`` reach it."""
     delivery_limit: int = 20
     """Redeliveries before a message is dead-lettered (a task that crashes its worker)."""
