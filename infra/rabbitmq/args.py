@@ -88,7 +88,7 @@ class RabbitMQClusterArgs:
     monitor_username: str = "queue-monitor"
     """Read-only `monitoring` user for queue-depth autoscaling (management API)."""
     management_client_namespaces: tuple[str, ...] = ()
-    """Other namespaces whose pods may reach management (15672) and metrics (15692), e.g.
+    """Other namespaces whose pods may reach management and metrics (``client_ports``), e.g.
     KEDA's (queue-depth autoscaling) or Prometheus'. The platform's own namespace always may."""
     kubernetes_api_cidrs: tuple[str, ...] = ()
     """Where the Kubernetes API server is (peer discovery asks it for the other pods): the GKE

@@ -341,9 +341,9 @@ SCRAPER = MetricsScraper(namespace="gmp-system", pod_labels={"app.kubernetes.io/
 
 def _scraper_ports(args: RabbitMQClusterArgs) -> set[int]:
     policy = rabbitmq.network_policy_spec(NAMES, args)
+    gmp = {"kubernetes.io/metadata.name": "gmp-system"}
     return {port.port for rule in policy.ingress for peer in rule.from_
-            if peer.namespace_selector is not None
-            and peer.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "gmp-system"}
+            if peer.namespace_selector is not None and peer.namespace_selector.match_labels == gmp
             for port in rule.ports}
 
 
