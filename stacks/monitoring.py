@@ -59,6 +59,13 @@ def platform_metrics(workloads: WorkloadConfig) -> PlatformMetrics:
     )
 
 
+def rabbitmq_scrape_tls(config: StackConfig) -> scrape.ScrapeTls:
+    """The brokers serve metrics over HTTPS only (the stack always gives them its CA): verify
+    them under the client Service's name, which their certificate lists (``rabbitmq_spec``)."""
+    service = ObjectNames(RABBITMQ).client_service
+    return scrape.ScrapeTls(server_name=f"{service}.{config.namespace}.svc")
+
+
 def scrape_targets(config: StackConfig, workloads: WorkloadConfig,
                    metrics: PlatformMetrics) -> tuple[scrape.ScrapeTarget, ...]:
     """One target per job the rules read, each selecting its workload's pods."""
@@ -67,7 +74,8 @@ def scrape_targets(config: StackConfig, workloads: WorkloadConfig,
     common = {"namespace": namespace, "interval_seconds": interval}
     targets = [
         *scrape.rabbitmq_targets(selector=rabbitmq_selector(ObjectNames(RABBITMQ)),
-                                 rabbitmq=metrics.rabbitmq, **common),
+                                 rabbitmq=metrics.rabbitmq, tls=rabbitmq_scrape_tls(config),
+                                 **common),
         scrape.flower_target(selector=flower_selector(FLOWER), **common),
         scrape.web_target(selector=web_selector(WEB), **common),
         scrape.postgres_target(selector=postgres_module.selector(POSTGRES), **common),
@@ -79,7 +87,8 @@ def scrape_targets(config: StackConfig, workloads: WorkloadConfig,
     return tuple(targets)
 
 
-def observability_args(config: StackConfig, workloads: WorkloadConfig) -> ObservabilityArgs:
+def observability_args(config: StackConfig, workloads: WorkloadConfig,
+                       ca_certificate: pulumi.Input[str] | None = None) -> ObservabilityArgs:
     settings = workloads.observability
     metrics = platform_metrics(workloads)
     return ObservabilityArgs(
@@ -93,19 +102,22 @@ def observability_args(config: StackConfig, workloads: WorkloadConfig) -> Observ
         evaluation_interval_seconds=settings.evaluation_interval_seconds,
         # GKE's kube-state-metrics package (HPA) is enabled with managed collection (infra/gke.py).
         kube_state_metrics=config.on_gcp,
+        ca_certificate=ca_certificate,
     )
 
 
 def build(config: StackConfig, workloads: WorkloadConfig, opts: pulumi.ResourceOptions,
-          *, keda_namespace: pulumi.Resource | None = None) -> Observability | None:
+          *, keda_namespace: pulumi.Resource | None = None,
+          ca_certificate: pulumi.Input[str] | None = None) -> Observability | None:
     """The Observability component (None when monitoring is switched off). Its objects wait for
-    the platform's namespace (``opts``) and KEDA's, where the operator's PodMonitoring goes."""
+    the platform's namespace (``opts``) and KEDA's, where the operator's PodMonitoring goes.
+    ``ca_certificate``: the stack's CA, which GMP verifies the brokers' HTTPS metrics against."""
     if not workloads.observability.enabled:
         return None
     if keda_namespace is not None:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             depends_on=[keda_namespace]))
-    return Observability(NAME, observability_args(config, workloads), opts=opts)
+    return Observability(NAME, observability_args(config, workloads, ca_certificate), opts=opts)
 
 
 def plan_notes(config: StackConfig) -> list[str]:

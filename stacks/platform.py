@@ -260,7 +260,8 @@ def build_workloads(config: StackConfig, workloads: WorkloadConfig, dns: PublicD
                opts=after_broker_and_database)
 
     observability = monitoring.build(
-        config, workloads, opts, keda_namespace=keda.namespace_resource if keda else None)
+        config, workloads, opts, keda_namespace=keda.namespace_resource if keda else None,
+        ca_certificate=authority.certificate_pem)
 
     return {
         **({"alert_routing": observability.alert_routing} if observability else {}),

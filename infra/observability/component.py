@@ -4,6 +4,9 @@ On GKE stacks (``platform="gcp"``), with Managed Service for Prometheus enabled 
 one GMP ``PodMonitoring`` per scrape target, the alert rules as a ``Rules`` object in the
 platform's namespace (and a ``ClusterRules`` for the rules that read KEDA's namespace), the
 managed Alertmanager's configuration Secret in ``gmp-public``, and a Cloud Monitoring dashboard.
+When a target is scraped over HTTPS: the ``scrape-ca`` Secret (the stack's CA certificate and
+nothing else, since GMP's ``tls.ca`` reads Secrets only) and a Role + RoleBinding letting GMP's
+collectors get that one Secret.
 
 On the ``local`` stack there is no managed collection: the same targets, rules and routing are
 published for any Prometheus the user runs, as a ConfigMap holding ``prometheus.yml`` (Kubernetes
@@ -56,6 +59,9 @@ class ObservabilityArgs:
     """The README's path or https:// URL; alerts link to ``<base>#<alertname lowercased>``."""
     kube_state_metrics: bool = False
     """GKE's kube-state-metrics package is on: the dashboard adds pool replica counts."""
+    ca_certificate: pulumi.Input[str] | None = None
+    """The stack's CA certificate (public PEM). On ``gcp`` it fills the Secret the HTTPS targets'
+    ``tls.ca_secret`` names; required there when any target has ``tls``."""
 
     def __post_init__(self) -> None:
         owner = "ObservabilityArgs"
@@ -77,6 +83,12 @@ class ObservabilityArgs:
                          - (set() if self.metrics.keda_enabled else {self.metrics.jobs.keda}))
         check(not missing, f"{owner}.targets", missing,
               "a target for every job the alerts read (add the missing ones)")
+        cas = {(t.tls.ca_secret, t.tls.ca_key) for t in self.targets if t.tls is not None}
+        check(len(cas) <= 1, f"{owner}.targets", sorted(cas),
+              "one CA Secret and key for every HTTPS target (the stack has one CA)")
+        check(not cas or self.platform != "gcp" or self.ca_certificate is not None,
+              f"{owner}.ca_certificate", None,
+              "the stack's CA certificate: GMP verifies the HTTPS targets against it")
         # Fail here, not at `pulumi up`: the thresholds must fit the platform's queues.
         alerts.alert_rules(self.metrics, self.thresholds)
         alerts.rule_groups([], evaluation_interval_seconds=self.evaluation_interval_seconds,
@@ -148,6 +160,10 @@ class Observability(pulumi.ComponentResource):
         )
 
     def _gcp(self, name: str, args: ObservabilityArgs, child: pulumi.ResourceOptions) -> None:
+        tls = next((t.tls for t in args.targets if t.tls is not None), None)
+        if tls is not None:
+            assert args.ca_certificate is not None  # checked by ObservabilityArgs
+            self._scrape_ca(name, args.namespace, tls, args.ca_certificate, child)
         for target in args.targets:
             body = scrape.pod_monitoring_body(target)
             k8s.apiextensions.CustomResource(
@@ -180,6 +196,29 @@ class Observability(pulumi.ComponentResource):
             project=args.project,
             opts=child,
         )
+
+    def _scrape_ca(self, name: str, namespace: str, tls: scrape.ScrapeTls,
+                   ca_certificate: pulumi.Input[str], child: pulumi.ResourceOptions) -> None:
+        """The CA certificate as a Secret, readable by GMP's collectors and by nothing new: the
+        Role names that one Secret, so the collectors read no other Secret here (the servers'
+        keys stay in theirs)."""
+        labels = names.labels("scrape-ca", name, component="monitoring")
+        k8s.core.v1.Secret(
+            f"{name}-scrape-ca",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=tls.ca_secret, namespace=namespace,
+                                                labels=labels),
+            type="Opaque",
+            string_data={tls.ca_key: ca_certificate},
+            opts=child,
+        )
+        role, binding = scrape.gmp_secret_reader(tls.ca_secret, namespace)
+        k8s.rbac.v1.Role(f"{name}-scrape-ca-reader",
+                         metadata={**role["metadata"], "labels": labels},
+                         rules=role["rules"], opts=child)
+        k8s.rbac.v1.RoleBinding(f"{name}-scrape-ca-reader",
+                                metadata={**binding["metadata"], "labels": labels},
+                                role_ref=binding["roleRef"], subjects=binding["subjects"],
+                                opts=child)
 
     def _local(self, name: str, args: ObservabilityArgs, child: pulumi.ResourceOptions) -> None:
         labels = names.labels("observability", name, component="monitoring")

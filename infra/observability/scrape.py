@@ -1,6 +1,8 @@
 """Scrape targets: one description per metrics source, rendered for GMP and for any Prometheus.
 
-Owns ``ScrapeTarget`` (job, namespace, pod selector, port, path, parameters, interval), the
+Owns ``ScrapeTarget`` (job, namespace, pod selector, port, path, parameters, interval, and
+``ScrapeTls`` for an endpoint served over HTTPS: the scraper verifies it against the stack's CA
+under a name its certificate lists), the
 factories that describe each source of the platform (two RabbitMQ jobs, Flower, the web app,
 the PostgreSQL and backup exporter sidecars, KEDA's operator), and three renderings of the same
 description:
@@ -10,7 +12,9 @@ description:
   discovery and the same job/instance/namespace labels GMP produces (the ``local`` stack, for
   any Prometheus the user runs);
 - ``static_scrape_config``: the same with fixed addresses (the drill on 127.0.0.1).
-Plus ``prometheus_config`` (a whole prometheus.yml around them) and ``scraper_ingress_rule``,
+Plus ``prometheus_config`` (a whole prometheus.yml around them), ``gmp_secret_reader`` (the
+Role and RoleBinding that let GMP's collectors read the CA Secret an HTTPS target names), and
+``scraper_ingress_rule``,
 the NetworkPolicy rule a scraped pod needs: GMP's collectors, and nothing else, may reach its
 metrics port.
 
@@ -39,10 +43,48 @@ GMP_COLLECTOR_NAMESPACE = "gmp-system"
 GMP_COLLECTOR_SELECTOR = {"app.kubernetes.io/name": "collector"}
 """GKE's managed collectors (a DaemonSet named ``collector`` in ``gmp-system``, upstream
 prometheus-engine's ``NameCollector``): the only pods that scrape on GKE."""
+GMP_COLLECTOR_SERVICE_ACCOUNT = "collector"
+"""The collectors' ServiceAccount in ``gmp-system`` (GKE Standard): it reads the Secrets a
+PodMonitoring's ``tls`` names, once a RoleBinding lets it (GKE's "secret" RBAC recipe)."""
+
+SCRAPE_CA_SECRET = "scrape-ca"
+"""The Secret holding only the stack's CA certificate, for GMP (its ``tls.ca`` reads Secrets
+only; the ``trust-bundle`` ConfigMap holds the same certificate). Never a server's key."""
+SCRAPE_CA_KEY = "ca.crt"
+LOCAL_PROMETHEUS_CA_FILE = "/etc/prometheus/ha-celery-ca/ca.crt"
+"""``local``: where the user's Prometheus mounts the stack's CA (a copy of the ``trust-bundle``
+ConfigMap in its namespace, README "Monitoring and alerts")."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                       r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 _PORT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScrapeTls:
+    """Scrape over HTTPS and verify the server: its certificate must chain to the stack's CA and
+    list ``server_name`` (pods are scraped by IP, which no certificate names)."""
+
+    server_name: str
+    """A DNS name in the server's certificate (e.g. its client Service's name)."""
+    ca_secret: str = SCRAPE_CA_SECRET
+    """GKE: the Secret (in the target's namespace) holding the CA certificate."""
+    ca_key: str = SCRAPE_CA_KEY
+    ca_file: str = LOCAL_PROMETHEUS_CA_FILE
+    """Any Prometheus: the CA certificate's path in its container."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.server_name, str) and bool(_DNS_NAME.match(self.server_name)),
+              "ScrapeTls.server_name", self.server_name,
+              "a DNS name listed in the server's certificate (not an IP address)")
+        check(isinstance(self.ca_secret, str) and bool(_DNS_NAME.match(self.ca_secret)),
+              "ScrapeTls.ca_secret", self.ca_secret, "a Secret name")
+        check(isinstance(self.ca_key, str) and bool(self.ca_key), "ScrapeTls.ca_key",
+              self.ca_key, "a key of that Secret")
+        check(isinstance(self.ca_file, str) and self.ca_file.startswith("/"),
+              "ScrapeTls.ca_file", self.ca_file, "an absolute path")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +104,8 @@ class ScrapeTarget:
     """GMP's own default; RabbitMQ's docs advise against scraping more often than every 15 s."""
     timeout_seconds: int | None = None
     """None: 80 % of the interval (rounded up), so a slow scrape never overlaps the next one."""
+    tls: ScrapeTls | None = None
+    """None: plain http (a listener the workload keeps off the pod network otherwise)."""
 
     def __post_init__(self) -> None:
         owner = f"ScrapeTarget[{self.job!r}]"
@@ -110,6 +154,12 @@ class ScrapeTarget:
             self.timeout_seconds,
             f"None or 1..interval_seconds ({self.interval_seconds})",
         )
+        check(self.tls is None or isinstance(self.tls, ScrapeTls), f"{owner}.tls", self.tls,
+              "None or a ScrapeTls")
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     @property
     def timeout(self) -> str:
@@ -131,20 +181,23 @@ def rabbitmq_targets(
     rabbitmq: RabbitMQMetrics,
     jobs: Jobs | None = None,
     interval_seconds: int = 30,
+    tls: ScrapeTls | None = None,
 ) -> tuple[ScrapeTarget, ScrapeTarget]:
     """Every broker node, twice: aggregated ``/metrics`` and the per-queue families.
 
     Two jobs because GMP names a target ``<pod>:<port>``: two endpoints on one port in one
-    PodMonitoring would collide.
+    PodMonitoring would collide. ``tls``: the nodes serve metrics over HTTPS (the port named
+    ``prometheus`` is then 15691), as they do whenever the broker runs TLS.
     """
     jobs = jobs or Jobs()
     port = sources.RABBITMQ_METRICS_PORT_NAME
     params = {key: tuple(values) for key, values in rabbitmq.detailed_params().items()}
     return (
         ScrapeTarget(job=jobs.rabbitmq, namespace=namespace, selector=selector, port=port,
-                     interval_seconds=interval_seconds),
+                     interval_seconds=interval_seconds, tls=tls),
         ScrapeTarget(job=jobs.rabbitmq_queues, namespace=namespace, selector=selector, port=port,
-                     path="/metrics/detailed", params=params, interval_seconds=interval_seconds),
+                     path="/metrics/detailed", params=params, interval_seconds=interval_seconds,
+                     tls=tls),
     )
 
 
@@ -198,6 +251,8 @@ class PodMonitoringEndpoint(TypedDict, total=False):
     params: dict[str, list[str]]
     interval: str
     timeout: str
+    scheme: str
+    tls: dict[str, Any]
 
 
 class PodMonitoringSpec(TypedDict):
@@ -222,6 +277,14 @@ def pod_monitoring_body(target: ScrapeTarget) -> PodMonitoringBody:
     }
     if target.params:
         endpoint["params"] = {key: list(values) for key, values in target.params.items()}
+    if target.tls is not None:
+        # GMP reads the CA from a Secret in the PodMonitoring's namespace, with the collectors'
+        # own ServiceAccount (``gmp_secret_reader_bodies`` grants it that one Secret).
+        endpoint["scheme"] = "https"
+        endpoint["tls"] = {
+            "ca": {"secret": {"name": target.tls.ca_secret, "key": target.tls.ca_key}},
+            "serverName": target.tls.server_name,
+        }
     return {
         "apiVersion": GMP_API_VERSION,
         "kind": "PodMonitoring",
@@ -232,6 +295,24 @@ def pod_monitoring_body(target: ScrapeTarget) -> PodMonitoringBody:
         },
         "spec": {"selector": {"matchLabels": dict(target.selector)}, "endpoints": [endpoint]},
     }
+
+
+def gmp_secret_reader(secret: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Role that may read one Secret and its RoleBinding to GMP's collectors (GKE Standard's
+    ``collector`` in ``gmp-system``), as GKE documents for PodMonitoring credentials: ``get``,
+    ``list`` and ``watch`` limited to ``resourceNames``, the binding named
+    ``gmp-system:collector:<role>``."""
+    role = f"{secret}-reader"
+    return (
+        {"metadata": {"name": role, "namespace": namespace},
+         "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret],
+                    "verbs": ["get", "list", "watch"]}]},
+        {"metadata": {"name": f"{GMP_COLLECTOR_NAMESPACE}:{GMP_COLLECTOR_SERVICE_ACCOUNT}:{role}",
+                      "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+         "subjects": [{"kind": "ServiceAccount", "name": GMP_COLLECTOR_SERVICE_ACCOUNT,
+                       "namespace": GMP_COLLECTOR_NAMESPACE}]},
+    )
 
 
 # ------------------------------------------------------------------------ any Prometheus
@@ -246,6 +327,10 @@ def _common_scrape(target: ScrapeTarget) -> dict[str, Any]:
     }
     if target.params:
         config["params"] = {key: list(values) for key, values in target.params.items()}
+    if target.tls is not None:
+        config["scheme"] = "https"
+        config["tls_config"] = {"ca_file": target.tls.ca_file,
+                                "server_name": target.tls.server_name}
     return config
 
 

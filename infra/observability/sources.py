@@ -84,7 +84,8 @@ class Jobs:
 
 
 RABBITMQ_METRICS_PORT_NAME = "prometheus"
-"""The broker container's port 15692 (infra/rabbitmq.py names it so)."""
+"""The broker container's client metrics port (infra/rabbitmq/network.py names it so): https on
+15691 when the broker runs TLS (the stacks always do; ``scrape.ScrapeTls``), else http on 15692."""
 FLOWER_METRICS_PORT_NAME = "http"
 """Flower serves /metrics on its UI port (5555)."""
 WEB_METRICS_PORT = app_metrics.DEFAULT_METRICS_PORT

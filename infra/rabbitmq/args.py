@@ -88,7 +88,7 @@ class RabbitMQClusterArgs:
     monitor_username: str = "queue-monitor"
     """Read-only `monitoring` user for queue-depth autoscaling (management API)."""
     management_client_namespaces: tuple[str, ...] = ()
-    """Other namespaces whose pods may reach management (15672) and metrics (15692), e.g.
+    """Other namespaces whose pods may reach management and metrics (``client_ports``), e.g.
     KEDA's (queue-depth autoscaling) or Prometheus'. The platform's own namespace always may."""
     kubernetes_api_cidrs: tuple[str, ...] = ()
     """Where the Kubernetes API server is (peer discovery asks it for the other pods): the GKE
@@ -98,7 +98,8 @@ class RabbitMQClusterArgs:
     cluster's own namespace. KEDA reads Secrets only from its own namespace, so the platform
     puts it there, and nothing in the platform's namespace is readable by KEDA."""
     metrics_scraper: MetricsScraper | None = None
-    """Who scrapes the nodes' Prometheus port (wired by the platform): admitted to 15692 only.
+    """Who scrapes the nodes' Prometheus port (wired by the platform): admitted to the client
+    metrics port only (``client_ports.prometheus``: 15691 with TLS, 15692 without).
     None: only the platform's pods and ``management_client_namespaces`` reach it."""
     delivery_limit: int = 20
     """Redeliveries before a message is dead-lettered (a task that crashes its worker)."""

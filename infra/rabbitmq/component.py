@@ -62,7 +62,8 @@ class RabbitMQCluster(pulumi.ComponentResource):
     broker_secret_name: pulumi.Output[str]
     """Kubernetes Secret holding `broker_url` under key BROKER_URL_KEY; workloads reference it."""
     client_service_name: pulumi.Output[str]
-    """ClusterIP Service for AMQP (5672), management (15672) and metrics (15692)."""
+    """ClusterIP Service for AMQP, management and metrics (``client_ports``: 5671/15671/15691
+    with TLS, 5672/15672/15692 without)."""
     headless_service_name: pulumi.Output[str]
     """Headless Service giving every pod a stable DNS name."""
     admin_secret_name: pulumi.Output[str]

@@ -142,8 +142,9 @@ def network_policy_spec(names: ObjectNames,
                 from_=management_peers,
                 ports=[tcp(args.client_ports.management), tcp(args.client_ports.prometheus)]
             ),
-            # The metrics scraper: the Prometheus port only, never AMQP or management.
-            *([args.metrics_scraper.peer(PROMETHEUS_PORT).ingress_rule()]
+            # The metrics scraper: the client-facing Prometheus port only (https 15691 with TLS;
+            # plain 15692 is then on the pod's loopback), never AMQP or management.
+            *([args.metrics_scraper.peer(args.client_ports.prometheus).ingress_rule()]
               if args.metrics_scraper is not None else []),
         ],
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from infra import names as label_names
 from infra import rabbitmq
+from infra.network_policy import MetricsScraper
 from infra.rabbitmq import ObjectNames, RabbitMQClusterArgs
 from infra.validation import ArgsError
 
@@ -329,3 +332,26 @@ def test_version_comes_from_the_image_unless_given():
 def test_component_name_must_be_a_short_dns_label():
     with pytest.raises(ArgsError, match="DNS label"):
         ObjectNames("RabbitMQ")
+
+
+# --------------------------------------------------------------------------- metrics scraper
+
+SCRAPER = MetricsScraper(namespace="gmp-system", pod_labels={"app.kubernetes.io/name": "collector"})
+
+
+def _scraper_ports(args: RabbitMQClusterArgs) -> set[int]:
+    policy = rabbitmq.network_policy_spec(NAMES, args)
+    gmp = {"kubernetes.io/metadata.name": "gmp-system"}
+    return {port.port for rule in policy.ingress for peer in rule.from_
+            if peer.namespace_selector is not None and peer.namespace_selector.match_labels == gmp
+            for port in rule.ports}
+
+
+@pytest.mark.parametrize("tls,port", [(True, 15691), (False, 15692)])
+def test_the_scraper_is_admitted_to_the_metrics_port_clients_use(tls, port):
+    """With TLS the plain 15692 listens on the pod's loopback only: admitting the scraper there
+    would reach nothing, and 15691 (https) would stay closed to it."""
+    args = dataclasses.replace(ARGS, metrics_scraper=SCRAPER,
+                               certificate_authority=object() if tls else None)  # type: ignore[arg-type]
+    assert args.client_ports.prometheus == port
+    assert _scraper_ports(args) == {port}

@@ -182,7 +182,7 @@ def test_postgres_sends_nothing_and_admits_platform_pods_and_the_scraper_only(pl
 def test_the_scraper_reaches_each_broker_node_on_its_prometheus_port_only(plans, stack):
     policy = workload_policy(plans[stack], "StatefulSet", "rabbitmq")
     from_scraper = {rule for rule in ingress(policy) if rule[:2] == SCRAPERS[stack]}
-    assert from_scraper == {scraper(stack, 15692)}
+    assert from_scraper == {scraper(stack, 15691)}  # https; plain 15692 is loopback-only
 
 
 @pytest.mark.parametrize("stack,api", [("dev", ("172.16.0.0/28", "TCP/443")),

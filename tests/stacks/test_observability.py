@@ -7,6 +7,7 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
+from infra.observability import scrape
 from infra.observability.routing import ALERTMANAGER_SECRET_KEY, ALERTMANAGER_SECRET_NAME
 from stacks import monitoring
 from stacks import plan as plan_engine
@@ -194,3 +195,89 @@ def test_the_policy_pack_holds_for_the_sidecars_and_catches_one_without_limits(p
         problems = check_manifest(careless, "1.33")
         assert any("allowPrivilegeEscalation" in p for p in problems), problems
         assert any("limit" in p.lower() for p in problems), problems
+
+
+# ------------------------------------------------------------------ RabbitMQ over HTTPS
+
+RABBITMQ_JOBS = ("rabbitmq", "rabbitmq-queues")
+
+
+def rabbitmq_certificate_names(plan: plan_engine.Plan) -> list[str]:
+    [request] = [r for r in plan.of_type("tls:index/certRequest:CertRequest")
+                 if r.name.startswith("rabbitmq-")]
+    return request.inputs["dnsNames"]
+
+
+def secret_data(plan: plan_engine.Plan, name: str) -> dict[str, str]:
+    [secret] = [r for r in plan.of_type("kubernetes:core/v1:Secret")
+                if r.inputs["metadata"]["name"] == name]
+    data = secret.inputs["stringData"]
+    return rpc.unwrap_rpc_secret(data) if rpc.is_rpc_secret(data) else data
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_gmp_scrapes_the_brokers_over_https_verified_against_the_stack_ca(plans, stack):
+    plan = plans[stack]
+    monitorings = {m["metadata"]["name"]: m for m in plan.kinds("PodMonitoring")}
+    names = rabbitmq_certificate_names(plan)
+    for job in RABBITMQ_JOBS:
+        [endpoint] = monitorings[job]["spec"]["endpoints"]
+        assert endpoint["port"] == "prometheus" and endpoint["scheme"] == "https", job
+        tls = endpoint["tls"]
+        assert set(tls) == {"ca", "serverName"}, "insecureSkipVerify or a client key crept in"
+        assert tls["serverName"] in names
+        ca = tls["ca"]["secret"]
+        assert ca == {"name": "scrape-ca", "key": "ca.crt"}
+    # Everything else keeps plain http (their listeners are admitted to the scraper only).
+    for job in set(monitorings) - set(RABBITMQ_JOBS):
+        [endpoint] = monitorings[job]["spec"]["endpoints"]
+        assert "tls" not in endpoint and endpoint.get("scheme", "http") == "http", job
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_ca_secret_holds_the_ca_certificate_and_no_key(plans, stack):
+    plan = plans[stack]
+    data = secret_data(plan, "scrape-ca")
+    assert set(data) == {"ca.crt"}
+    server = secret_data(plan, "rabbitmq-tls")
+    assert data["ca.crt"] == server["ca.crt"] != server["tls.crt"]
+    assert "PRIVATE KEY" not in data["ca.crt"] and server["tls.key"] not in data["ca.crt"]
+    [bundle] = [m for m in plan.kinds("ConfigMap") if m["metadata"]["name"] == "trust-bundle"]
+    assert bundle["data"]["ca.crt"] == data["ca.crt"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_gmp_collectors_may_get_the_ca_secret_and_no_other(plans, stack):
+    plan = plans[stack]
+    roles = [m for m in plan.kinds("Role") if any(
+        "secrets" in rule["resources"] for rule in m["rules"])]
+    assert [role["metadata"]["name"] for role in roles] == ["scrape-ca-reader"]
+    [role] = roles
+    assert role["metadata"]["namespace"] == "ha-celery"
+    [rule] = role["rules"]
+    assert rule["resourceNames"] == ["scrape-ca"] and rule["resources"] == ["secrets"]
+    assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    [binding] = [m for m in plan.kinds("RoleBinding")
+                 if m["roleRef"]["name"] == "scrape-ca-reader"]
+    assert binding["metadata"]["namespace"] == "ha-celery"
+    assert binding["roleRef"]["kind"] == "Role"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "collector",
+                                    "namespace": "gmp-system"}]
+
+
+def test_local_prometheus_scrapes_the_brokers_over_https_with_the_documented_ca(local):
+    [config_map] = [m for m in local.kinds("ConfigMap")
+                    if m["metadata"]["name"] == "observability-prometheus"]
+    jobs = {job["job_name"]: job
+            for job in yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]}
+    names = rabbitmq_certificate_names(local)
+    for job in RABBITMQ_JOBS:
+        assert jobs[job]["scheme"] == "https"
+        assert jobs[job]["tls_config"]["ca_file"] == scrape.LOCAL_PROMETHEUS_CA_FILE
+        assert jobs[job]["tls_config"]["server_name"] in names
+        assert "insecure_skip_verify" not in jobs[job]["tls_config"]
+    assert "tls_config" not in jobs["web"]
+    # No managed collector on local: no CA Secret and nothing that reads Secrets for it.
+    assert not [r for r in local.of_type("kubernetes:core/v1:Secret")
+                if r.inputs["metadata"]["name"] == "scrape-ca"]
+    assert not [m for m in local.kinds("Role") if m["metadata"]["name"] == "scrape-ca-reader"]

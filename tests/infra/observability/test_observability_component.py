@@ -3,11 +3,13 @@ that every object passes the plan's validation, and that no secret leaks into a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime import rpc
 
 from infra.observability import alerts, routing, scrape, sources
 from infra.observability.component import Observability, ObservabilityArgs
@@ -135,3 +137,43 @@ def test_bad_component_inputs_name_the_field_and_the_fix(change, field, fragment
         ObservabilityArgs(**values)
     assert raised.value.field == field
     assert fragment in str(raised.value)
+
+
+def https_targets() -> tuple[scrape.ScrapeTarget, ...]:
+    tls = scrape.ScrapeTls(server_name="rabbitmq.ha-celery.svc")
+    return tuple(dataclasses.replace(t, tls=tls) if t.job.startswith("rabbitmq") else t
+                 for t in targets())
+
+
+def test_gcp_https_targets_get_the_ca_secret_and_its_reader_for_the_collectors():
+    pem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
+    plan, _ = evaluate(ObservabilityArgs(namespace=NAMESPACE, metrics=METRICS,
+                                         targets=https_targets(), ca_certificate=pem))
+    manifests = plan.manifests()
+    assert plan_engine.validate_manifests(manifests, "1.33") == []
+    by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+    secret = by_kind[("Secret", "scrape-ca")]
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    [resource] = [r for r in plan.of_type("kubernetes:core/v1:Secret")
+                  if r.inputs["metadata"]["name"] == "scrape-ca"]
+    data = resource.inputs["stringData"]  # Secret data: Pulumi keeps it encrypted in state
+    assert (rpc.unwrap_rpc_secret(data) if rpc.is_rpc_secret(data) else data) == {"ca.crt": pem}
+    assert by_kind[("Role", "scrape-ca-reader")]["rules"][0]["resourceNames"] == ["scrape-ca"]
+    binding = by_kind[("RoleBinding", "gmp-system:collector:scrape-ca-reader")]
+    assert binding["subjects"][0]["namespace"] == "gmp-system"
+
+
+def test_no_https_target_no_ca_secret_or_reader():
+    plan, _ = evaluate(ObservabilityArgs(namespace=NAMESPACE, metrics=METRICS,
+                                         targets=targets()))
+    kinds = {m["kind"] for m in plan.manifests()}
+    assert not kinds & {"Role", "RoleBinding"}
+
+
+def test_gcp_https_targets_need_the_ca_certificate():
+    with pytest.raises(ArgsError) as raised:
+        ObservabilityArgs(namespace=NAMESPACE, metrics=METRICS, targets=https_targets())
+    assert raised.value.field == "ObservabilityArgs.ca_certificate"
+    # The user's Prometheus reads the CA from a file: nothing to create on local.
+    ObservabilityArgs(namespace=NAMESPACE, metrics=METRICS, targets=https_targets(),
+                      platform="local")

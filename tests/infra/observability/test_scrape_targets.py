@@ -147,3 +147,82 @@ def test_bad_scrape_targets_name_the_field_and_the_fix(overrides, field, fragmen
 def test_scraper_rule_refuses_an_empty_selector():
     with pytest.raises(ArgsError, match="admits every pod"):
         scrape.scraper_ingress_rule(9100, scraper_namespace="monitoring", scraper_selector={})
+
+
+# ------------------------------------------------------------------------------ HTTPS targets
+
+TLS = scrape.ScrapeTls(server_name="rabbitmq.ha-celery.svc")
+
+
+def rabbitmq_targets(tls: scrape.ScrapeTls | None) -> tuple[scrape.ScrapeTarget, ...]:
+    return scrape.rabbitmq_targets(
+        namespace=NAMESPACE, selector=selector("rabbitmq"), tls=tls,
+        rabbitmq=sources.RabbitMQMetrics(RabbitMQVersion.parse("4.3.4")))
+
+
+def test_https_targets_verify_the_server_on_gmp_and_pass_its_schema():
+    bodies = [scrape.pod_monitoring_body(target) for target in rabbitmq_targets(TLS)]
+    assert validate_manifests(bodies, "1.33") == []
+    for body in bodies:
+        [endpoint] = body["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tls"] == {"ca": {"secret": {"name": "scrape-ca", "key": "ca.crt"}},
+                                   "serverName": "rabbitmq.ha-celery.svc"}
+
+
+def test_https_targets_verify_the_server_on_any_prometheus():
+    for target in rabbitmq_targets(TLS):
+        config = scrape.kubernetes_scrape_config(target)
+        assert config["scheme"] == "https"
+        assert config["tls_config"] == {"ca_file": scrape.LOCAL_PROMETHEUS_CA_FILE,
+                                        "server_name": "rabbitmq.ha-celery.svc"}
+
+
+def test_without_tls_the_brokers_are_scraped_over_plain_http():
+    for target in rabbitmq_targets(None):
+        assert target.scheme == "http"
+        [endpoint] = scrape.pod_monitoring_body(target)["spec"]["endpoints"]
+        assert "scheme" not in endpoint and "tls" not in endpoint  # GMP's default: http
+        config = scrape.kubernetes_scrape_config(target)
+        assert "scheme" not in config and "tls_config" not in config
+
+
+def test_prometheus_accepts_an_https_job_with_its_ca(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: run scripts/prereq.d/50-observability.sh")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("")  # promtool checks that the file exists, not its contents
+    tls = scrape.ScrapeTls(server_name="rabbitmq.ha-celery.svc", ca_file=str(ca))
+    configs = [scrape.static_scrape_config(t, ["127.0.0.1:15691"]) for t in rabbitmq_targets(tls)]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(scrape.prometheus_config(configs), sort_keys=False))
+    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gmp_secret_reader_names_one_secret_and_the_collectors():
+    role, binding = scrape.gmp_secret_reader("scrape-ca", NAMESPACE)
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+                              "resourceNames": ["scrape-ca"], "verbs": ["get", "list", "watch"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "collector",
+                                    "namespace": "gmp-system"}]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"server_name": "10.0.0.7:15691"}, "ScrapeTls.server_name"),
+        ({"server_name": "Rabbitmq"}, "ScrapeTls.server_name"),
+        ({"ca_secret": ""}, "ScrapeTls.ca_secret"),
+        ({"ca_file": "ca.crt"}, "ScrapeTls.ca_file"),
+    ],
+)
+def test_bad_scrape_tls_names_the_field(overrides, field):
+    values = {"server_name": "rabbitmq.ha-celery.svc", **overrides}
+    with pytest.raises(ArgsError) as raised:
+        scrape.ScrapeTls(**values)
+    assert raised.value.field == field
