@@ -1,7 +1,8 @@
 """Database tables and engines of the workload (SQLAlchemy 2, psycopg 3 or SQLite).
 
 Owns: the table definitions (the alembic migrations in ``app/migrations`` create exactly these),
-one engine per process and URL, and the fork hygiene a prefork worker needs.
+one engine per process and URL with every wait on the server bounded (connect, pool, a vanished
+peer), and the fork hygiene a prefork worker needs.
 
 Does not own: creating or upgrading the schema (``app.migrate``), or what is written when
 (``app.jobs``). Nothing here creates tables implicitly.
@@ -118,6 +119,11 @@ class WordCountJob(Base):
     """The 100 most frequent words as ``[[word, count], ...]``."""
 
 
+CONNECT_TIMEOUT_SECONDS = 2
+"""libpq's connect_timeout (it treats anything below 2 as 2)."""
+POOL_TIMEOUT_SECONDS = 1.0
+TCP_USER_TIMEOUT_MILLISECONDS = 10_000
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -151,7 +157,29 @@ def _create_engine(sqlalchemy_url: str) -> Engine:
         return engine
     # pool_pre_ping: a connection broken by a database restart or failover is replaced instead
     # of failing the next task. Small pool: one web thread or pool process uses one connection.
-    return create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Bounded waits, so an outage is an error within ~2 s, never a hang: the web app answers
+    # 503 and a task retries with backoff (issue 14).
+    return create_engine(
+        sqlalchemy_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        # Waiting for a free pooled connection: every thread holds at most one, so a full pool
+        # means connections are stuck on a dead server; fail instead of queueing behind them.
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={
+            # libpq's minimum: a server that does not answer the TCP handshake (a lost node,
+            # a dead pod's address) costs 2 s, not the kernel's minutes of SYN retries.
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            # A connection to a server that vanished mid-query (no RST: a lost zone) is dropped
+            # once sent data stays unacknowledged this long, instead of hanging in a read.
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MILLISECONDS,
+            "keepalives": 1,
+            "keepalives_idle": 20,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        },
+    )
 
 
 def dispose_engines_after_fork() -> None:

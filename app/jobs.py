@@ -24,6 +24,7 @@ Publishing twice is harmless: the task and its result are idempotent per job id.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db import LcsJob, LcsResult, TaskCompletion, utcnow
@@ -43,6 +45,8 @@ Publisher = Callable[[str, str], None]
 """``publish(job_id, queue)``: hand the ``lcs`` task to the broker. Raise
 :class:`PublishUncertain` if the message may have reached the broker without a confirm, any
 other exception if it was not taken."""
+
+log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 80
 TERMINAL_STATUSES = ("succeeded", "failed")
@@ -166,7 +170,13 @@ def create_lcs_job(
             # worker already ran it, the finished job stays.
             session.execute(delete(LcsJob).where(LcsJob.id == job_id, LcsJob.status == "pending"))
         raise EnqueueError(f"the broker did not accept the job: {error}") from error
-    _mark_enqueued(engine, job_id)
+    try:
+        _mark_enqueued(engine, job_id)
+    except DBAPIError as error:
+        # The database went away after the broker took the job: the job is enqueued and will
+        # run (a worker moves it on from pending itself), so the submission succeeded. The row
+        # stays pending until then; a republish by the sweeper would be harmless.
+        log.warning("job %s enqueued but not marked queued: %s", job_id, error)
     return job_id, queue
 
 
