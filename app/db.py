@@ -11,8 +11,11 @@ Does not own: creating or upgrading the schema (``app.migrate``), or what is wri
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +28,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -119,6 +124,13 @@ class WordCountJob(Base):
     """The 100 most frequent words as ``[[word, count], ...]``."""
 
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+"""The database is down, restarting or unreachable (refused, reset, timed out, pool exhausted):
+worth waiting for. Other errors (integrity, data, a missing table) would fail the same way again."""
+
 CONNECT_TIMEOUT_SECONDS = 2
 """libpq's connect_timeout (it treats anything below 2 as 2)."""
 POOL_TIMEOUT_SECONDS = 1.0
@@ -195,3 +207,49 @@ def dispose_engines(*, containing: str) -> None:
     with _engines_lock:
         for url in [url for url in _engines if containing in url]:
             _engines.pop(url).dispose()
+
+
+class DatabaseStillUnavailable(RuntimeError):
+    """:func:`retry_while_unavailable` spent its budget; the message names the last error."""
+
+
+def retry_while_unavailable(
+    operation: Callable[[], T],
+    *,
+    budget: float,
+    what: str,
+    first_pause: float = 0.5,
+    longest_pause: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run ``operation`` (one whole transaction) until it succeeds, pausing with doubling
+    backoff while the database is unavailable, for at most ``budget`` seconds.
+
+    Used where waiting is the right answer to an outage: a worker holding a computed result,
+    the sweeper, the bulk scheduler. The web app does not wait: it answers 503 at once.
+    """
+    deadline = clock() + budget
+    pause = first_pause
+    waits = 0
+    while True:
+        try:
+            result = operation()
+        except UNAVAILABLE_ERRORS as error:
+            left = deadline - clock()
+            if left <= 0:
+                raise DatabaseStillUnavailable(
+                    f"{what}: the database stayed unavailable for {budget:g} s "
+                    f"({waits} wait(s)); last error: {type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}"
+                ) from error
+            waits += 1
+            if waits == 1:
+                log.warning("%s: database unavailable, waiting up to %g s: %s", what, budget,
+                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+            sleep(min(pause, left))
+            pause = min(longest_pause, pause * 2)
+            continue
+        if waits:
+            log.warning("%s: database back after %d wait(s)", what, waits)
+        return result

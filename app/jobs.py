@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.db import LcsJob, LcsResult, TaskCompletion, utcnow
+from app.db import LcsJob, LcsResult, TaskCompletion, retry_while_unavailable, utcnow
 from app.lcs import longest_common_substring
 from app.settings import AppSettings
 
@@ -190,16 +190,28 @@ def _mark_enqueued(engine: Engine, job_id: str) -> None:
 
 
 def republish_stale_jobs(
-    engine: Engine, publish: Publisher, *, older_than: dt.timedelta
+    engine: Engine,
+    publish: Publisher,
+    *,
+    older_than: dt.timedelta,
+    running_older_than: dt.timedelta | None = None,
 ) -> list[str]:
-    """Publish again every job left ``pending`` for longer than ``older_than``."""
-    cutoff = utcnow() - older_than
+    """Publish again every job left ``pending`` for longer than ``older_than``, and (when
+    given) every job still ``running`` ``running_older_than`` after it first started.
+
+    A ``running`` job that old lost its message: its retry could not be published while the
+    broker was down too, or a retry budget ran out while the database could not record the
+    failure. Publishing it again is harmless (the task is idempotent per job id); the threshold
+    must exceed the longest job, or a long job would be computed twice.
+    """
+    now = utcnow()
+    stale = (LcsJob.status == "pending") & (LcsJob.created_at < now - older_than)
+    if running_older_than is not None:
+        stale = stale | (
+            (LcsJob.status == "running") & (LcsJob.started_at < now - running_older_than)
+        )
     with Session(engine) as session:
-        rows = session.execute(
-            select(LcsJob.id, LcsJob.queue).where(
-                LcsJob.status == "pending", LcsJob.created_at < cutoff
-            )
-        ).all()
+        rows = session.execute(select(LcsJob.id, LcsJob.queue).where(stale)).all()
     republished: list[str] = []
     for job_id, queue in rows:
         try:
@@ -214,12 +226,26 @@ def republish_stale_jobs(
     return republished
 
 
+RESULT_WRITE_RETRY_SECONDS = 60.0
+"""How long a worker holding a computed result waits for the database before handing the task
+to Celery's retry (which computes it again): a restart or failover is over well within this, and
+the message stays unacknowledged meanwhile (late acks), so a worker that dies hands it back."""
+
+
 def run_lcs_job(
-    engine: Engine, job_id: str, *, worker: str | None, delivered_via: str | None
+    engine: Engine,
+    job_id: str,
+    *,
+    worker: str | None,
+    delivered_via: str | None,
+    write_retry_seconds: float = RESULT_WRITE_RETRY_SECONDS,
 ) -> str:
     """Compute and store one job's result; safe to run any number of times per job.
 
-    Returns what happened: ``computed``, ``already-finished`` or ``missing``.
+    Returns what happened: ``computed``, ``already-finished`` or ``missing``. A database outage
+    before the computation raises at once (the caller retries the task with backoff); during
+    the result write it is waited out for ``write_retry_seconds`` so the work is not lost, then
+    :class:`~app.db.DatabaseStillUnavailable` is raised.
     """
     with Session(engine) as session, session.begin():
         job = session.get(LcsJob, job_id, with_for_update=engine.dialect.name == "postgresql")
@@ -237,6 +263,25 @@ def run_lcs_job(
     started = time.perf_counter()
     substring = longest_common_substring(a, b)
     seconds = time.perf_counter() - started
+    retry_while_unavailable(
+        lambda: _store_lcs_result(
+            engine, job_id, substring, seconds, worker=worker, delivered_via=delivered_via
+        ),
+        budget=write_retry_seconds,
+        what=f"storing the result of job {job_id}",
+    )
+    return "computed"
+
+
+def _store_lcs_result(
+    engine: Engine,
+    job_id: str,
+    substring: str,
+    seconds: float,
+    *,
+    worker: str | None,
+    delivered_via: str | None,
+) -> None:
     with Session(engine) as session, session.begin():
         # Insert-if-absent keyed by job id: a second execution (redelivery after a crash
         # between this commit and the ack) cannot add a row or overwrite the first result.
@@ -262,7 +307,6 @@ def run_lcs_job(
                 error=None,
             )
         )
-    return "computed"
 
 
 def fail_lcs_job(engine: Engine, job_id: str, error: str) -> None:
