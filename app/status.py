@@ -140,7 +140,7 @@ def _node_answers(url: str, timeout: float) -> tuple[bool, str]:
     finally:
         try:
             connection.collect()  # drop the socket without a polite close that could wait
-        except Exception:  # noqa: BLE001 - nothing to do about a socket we are dropping
+        except Exception:
             log.debug("dropping the broker check connection failed", exc_info=True)
     return True, ""
 
@@ -184,7 +184,8 @@ class DependencyStatus:
             self._checking.acquire()
         try:
             with self._lock:
-                if self._report is not None and self._clock() - self._report_at < self._cache_seconds:
+                age = self._clock() - self._report_at
+                if self._report is not None and age < self._cache_seconds:
                     return self._report
             return self._check_now()
         finally:
@@ -211,7 +212,7 @@ class DependencyStatus:
             while True:
                 try:
                     self.current()
-                except Exception:  # noqa: BLE001 - the refresher must outlive any one failure
+                except Exception:
                     log.exception("dependency check failed")
                 time.sleep(interval)
 

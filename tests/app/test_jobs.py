@@ -254,7 +254,7 @@ def test_waiting_for_the_database_gives_up_after_its_budget_naming_the_error() -
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    with pytest.raises(DatabaseStillUnavailable, match="sweep: .* 10 s .*connection refused"):
+    with pytest.raises(DatabaseStillUnavailable, match=r"sweep: .* 10 s .*connection refused"):
         retry_while_unavailable(operation, budget=10, what="sweep", sleep=sleep,
                                 clock=lambda: now[0])
     assert now[0] == pytest.approx(10.0)
