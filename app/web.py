@@ -48,13 +48,21 @@ log = logging.getLogger(__name__)
 # clients retry after Retry-After anyway. Nodes that accept connections but do not confirm (a
 # silent node, a leader election) still get the whole budget (app.broker.TaskPublisher).
 SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS = 1.0
+# A submission's whole publish, failover included, takes at most this long (or the app's
+# CELERY_PUBLISH_TIMEOUT if that is lower), so a person gets an answer within 2 s during any
+# broker trouble (issue 14). A message written but not confirmed by then keeps its job pending
+# for the sweeper (a 503 naming the job), so a silent node costs a retry, never the job.
+SUBMIT_PUBLISH_BUDGET_SECONDS = 1.8
 # Clients should wait this long before submitting again after a 503: about the time a silent
 # broker node takes to be noticed and left (two heartbeats), when publishes go elsewhere.
 RETRY_AFTER_SECONDS = 10
 
 
 def celery_publisher(
-    celery: HaCelery, *, give_up_when_unreachable: float | None = None
+    celery: HaCelery,
+    *,
+    give_up_when_unreachable: float | None = None,
+    budget: float | None = None,
 ) -> jobs.Publisher:
     """Publish the ``lcs`` task by name; the job id doubles as the task id for tracing.
 
@@ -62,7 +70,9 @@ def celery_publisher(
     (``app.broker.TaskPublisher``); a message written but not confirmed in time is reported as
     :class:`jobs.PublishUncertain` so its row stays for the sweeper.
     """
-    publisher = TaskPublisher(celery, give_up_when_unreachable=give_up_when_unreachable)
+    publisher = TaskPublisher(
+        celery, give_up_when_unreachable=give_up_when_unreachable, budget=budget
+    )
 
     def publish(job_id: str, queue: str) -> None:
         try:
@@ -96,7 +106,9 @@ def create_app(
         celery = make_celery(settings)
     if publisher is None:
         publisher = celery_publisher(
-            celery, give_up_when_unreachable=SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS
+            celery,
+            give_up_when_unreachable=SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS,
+            budget=min(SUBMIT_PUBLISH_BUDGET_SECONDS, settings.broker_bounds.publish_budget),
         )
     engine = engine_for(settings.sqlalchemy_url)
     dependency_status = status.DependencyStatus([
