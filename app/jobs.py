@@ -227,9 +227,10 @@ def republish_stale_jobs(
 
 
 RESULT_WRITE_RETRY_SECONDS = 60.0
-"""How long a worker holding a computed result waits for the database before handing the task
-to Celery's retry (which computes it again): a restart or failover is over well within this, and
-the message stays unacknowledged meanwhile (late acks), so a worker that dies hands it back."""
+"""How long a worker waits for the database (to start a job, or holding its computed result)
+before handing the task to Celery's retry through the broker: a restart or failover is over well
+within this, and the message stays unacknowledged meanwhile (late acks), so a worker that dies
+hands it back."""
 
 
 def run_lcs_job(
@@ -243,10 +244,33 @@ def run_lcs_job(
     """Compute and store one job's result; safe to run any number of times per job.
 
     Returns what happened: ``computed``, ``already-finished`` or ``missing``. A database outage
-    before the computation raises at once (the caller retries the task with backoff); during
-    the result write it is waited out for ``write_retry_seconds`` so the work is not lost, then
-    :class:`~app.db.DatabaseStillUnavailable` is raised.
+    when the job starts or when its result is written is waited out for ``write_retry_seconds``
+    each (the message stays unacknowledged meanwhile, and a computed result is kept); after
+    that :class:`~app.db.DatabaseStillUnavailable` is raised and the task is retried through
+    the broker.
     """
+    inputs = retry_while_unavailable(
+        lambda: _start_lcs_job(engine, job_id), budget=write_retry_seconds,
+        what=f"starting job {job_id}",
+    )
+    if isinstance(inputs, str):
+        return inputs
+    a, b = inputs
+    started = time.perf_counter()
+    substring = longest_common_substring(a, b)
+    seconds = time.perf_counter() - started
+    retry_while_unavailable(
+        lambda: _store_lcs_result(
+            engine, job_id, substring, seconds, worker=worker, delivered_via=delivered_via
+        ),
+        budget=write_retry_seconds,
+        what=f"storing the result of job {job_id}",
+    )
+    return "computed"
+
+
+def _start_lcs_job(engine: Engine, job_id: str) -> tuple[str, str] | str:
+    """Mark the job running and return its inputs, or what happened instead."""
     with Session(engine) as session, session.begin():
         job = session.get(LcsJob, job_id, with_for_update=engine.dialect.name == "postgresql")
         if job is None:
@@ -259,18 +283,7 @@ def run_lcs_job(
         job.status = "running"
         job.attempts += 1
         job.started_at = job.started_at or utcnow()
-        a, b = job.a, job.b
-    started = time.perf_counter()
-    substring = longest_common_substring(a, b)
-    seconds = time.perf_counter() - started
-    retry_while_unavailable(
-        lambda: _store_lcs_result(
-            engine, job_id, substring, seconds, worker=worker, delivered_via=delivered_via
-        ),
-        budget=write_retry_seconds,
-        what=f"storing the result of job {job_id}",
-    )
-    return "computed"
+        return job.a, job.b
 
 
 def _store_lcs_result(

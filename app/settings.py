@@ -32,7 +32,7 @@ Broker time bounds (seconds; see ``app.broker`` for why each exists and what it 
 - ``CELERY_BROKER_SOCKET_TIMEOUT``: longest blocking socket read or write (default 5).
 - ``CELERY_PUBLISH_TIMEOUT``: total time one publish of the sweeper or the bulk scheduler may
   take, failover included, before it answers "retry later" (default 8). A web submission uses
-  at most 1.8 s of it (``app.web.SUBMIT_PUBLISH_BUDGET_SECONDS``) so a person gets an answer
+  at most 1.5 s of it (``app.web.SUBMIT_PUBLISH_BUDGET_SECONDS``) so a person gets an answer
   within 2 s.
 """
 

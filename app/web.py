@@ -52,7 +52,7 @@ SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS = 1.0
 # CELERY_PUBLISH_TIMEOUT if that is lower), so a person gets an answer within 2 s during any
 # broker trouble (issue 14). A message written but not confirmed by then keeps its job pending
 # for the sweeper (a 503 naming the job), so a silent node costs a retry, never the job.
-SUBMIT_PUBLISH_BUDGET_SECONDS = 1.8
+SUBMIT_PUBLISH_BUDGET_SECONDS = 1.5
 # Clients should wait this long before submitting again after a 503: about the time a silent
 # broker node takes to be noticed and left (two heartbeats), when publishes go elsewhere.
 RETRY_AFTER_SECONDS = 10

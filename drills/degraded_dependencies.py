@@ -46,6 +46,7 @@ from typing import Any
 
 from drills import postgres_backup as pg
 from drills.celery_failover.processes import ProcessSet
+from drills.local_services import app_environment
 from drills.rabbitmq_cluster import LocalRabbitMQCluster
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -223,18 +224,9 @@ class Services:
 
 def _app_environment(cluster: LocalRabbitMQCluster, database_url: str,
                      scratch: Path) -> dict[str, str]:
-    environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith(("CELERY_", "DATABASE_", "LCS_", "RABBITMQ_", "ERL_"))}
-    environment.update(
-        CELERY_BROKER_URL=cluster.broker_url(),
-        DATABASE_URL=database_url,
-        CELERY_HEARTBEAT_FILE=str(scratch / "worker-heartbeat"),
-        CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="2",
-        METRICS_PORT="0",
-        PYTHONPATH=str(REPOSITORY),
-        PYTHONUNBUFFERED="1",
-    )
-    return environment
+    return app_environment(broker_url=cluster.broker_url(), database_url=database_url,
+                           heartbeat_file=str(scratch / "worker-heartbeat"),
+                           repository=str(REPOSITORY), METRICS_PORT="0")
 
 
 def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -319,9 +311,9 @@ def database_scenario(services: Services, window: float, log) -> dict[str, Any]:
     url = services.environment["DATABASE_URL"]
     with Load(services.web_port) as load:
         time.sleep(3)
-        load.phase = "database down"
         killed = kill_postgres(services)
         killed_at = time.monotonic()
+        load.phase = "database down"  # only requests sent after the server died count
         log(f"(a) PostgreSQL (postmaster {killed}) SIGKILLed; restarting in {window:g} s")
         time.sleep(window)
         restart_postgres(services)
@@ -370,14 +362,14 @@ def broker_scenario(services: Services, window: float, log) -> dict[str, Any]:  
     before_ids = job_states(url, set())["ids"]
     with Load(services.web_port) as load:
         time.sleep(3)
-        load.phase = "two of three nodes down"
         down_at = time.monotonic()
         for name in names[1:]:
             cluster.kill(name)
+        load.phase = "two of three nodes down"
         log(f"(b) killed {', '.join(names[1:])}")
         time.sleep(window / 2)
-        load.phase = "all nodes down"
         cluster.kill(names[0])
+        load.phase = "all nodes down"
         log(f"(b) killed {names[0]}: no broker node left")
         time.sleep(window / 2)
         load.phase = "nodes starting"
