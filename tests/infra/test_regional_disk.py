@@ -13,7 +13,7 @@ from infra.validation import ArgsError
     [("europe-west1-b",), ("europe-west1-b", "europe-west1-b"), ("europe-west1-b", "us-east1-b")],
 )
 def test_a_regional_disk_needs_two_different_zones_of_one_region(zones) -> None:
-    with pytest.raises(ArgsError, match="RegionalDisk.zones"):
+    with pytest.raises(ArgsError, match=r"RegionalDisk\.zones"):
         RegionalDisk(zones=zones)
 
 
