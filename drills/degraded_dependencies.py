@@ -323,12 +323,8 @@ def database_scenario(services: Services, window: float, log) -> dict[str, Any]:
         restarted_at = time.monotonic()
         load.phase = "after"
         log(f"(a) PostgreSQL started again after {restarted_at - killed_at:.1f} s")
-        _wait(lambda: load.first_accepted_after(restarted_at) is not None, 60,
-              "the first accepted submission after the restart")
-        time.sleep(3)
-    accepted = load.accepted()
-    finished_at = _wait_for_jobs(url, accepted, timeout=180)
-    states = job_states(url, accepted)
+        _await_accepted(load, restarted_at, timeout=60)
+    accepted, finished_at, states = _settle(url, load, timeout=180)
     lost = [i for i in accepted if states["accepted_statuses"].get(i) != "succeeded"
             and i not in states["running"]]
     return {
@@ -344,6 +340,21 @@ def database_scenario(services: Services, window: float, log) -> dict[str, Any]:
         "seconds_until_every_job_finished_after_restart": (
             round(finished_at - restarted_at, 1) if finished_at else None),
     }
+
+
+def _await_accepted(load: Load, since: float, *, timeout: float) -> None:
+    """Wait for the first submission accepted after ``since``, then a little more load."""
+    _wait(lambda: load.first_accepted_after(since) is not None, timeout,
+          "the first accepted submission after the dependency returned")
+    time.sleep(2)
+
+
+def _settle(url: str, load: Load, *, timeout: float
+            ) -> tuple[set[str], float | None, dict[str, Any]]:
+    """After the load: the accepted jobs, when they had all finished, and the jobs' states."""
+    accepted = load.accepted()
+    finished_at = _wait_for_jobs(url, accepted, timeout=timeout)
+    return accepted, finished_at, job_states(url, accepted)
 
 
 def _wait_for_jobs(url: str, ids: set[str], timeout: float) -> float | None:
@@ -383,12 +394,8 @@ def broker_scenario(services: Services, window: float, log) -> dict[str, Any]:  
             cluster.await_startup(name)
         load.phase = "after"
         log(f"(b) nodes running again {time.monotonic() - started_at:.1f} s after the start")
-        _wait(lambda: load.first_accepted_after(started_at) is not None, 90,
-              "the first accepted submission after the broker returned")
-        time.sleep(2)
-    accepted = load.accepted()
-    _wait_for_jobs(url, accepted, timeout=120)
-    states = job_states(url, accepted)
+        _await_accepted(load, started_at, timeout=90)
+    accepted, _, states = _settle(url, load, timeout=120)
     new_rows = states["ids"] - before_ids
     return {
         "window_seconds": round(started_at - down_at, 1),
