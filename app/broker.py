@@ -260,12 +260,17 @@ class TaskPublisher(BoundedPublisher):
     publishing thread: it is not thread-safe); without it, each publish borrows one from the
     app's connection pool (the web app's threads). ``budget``: seconds one :meth:`publish` may
     take in total (default: the app's ``publish_budget``, :func:`bounds_of`).
+    ``give_up_when_unreachable``: seconds after which a publish stops early when every attempt
+    so far failed to connect (no node accepts connections: the broker is down, not electing a
+    leader or silent). ``None`` (default) spends the whole budget. The web app gives up after
+    1 s so a submission during a broker outage answers 503 within 2 s instead of the budget.
     """
 
     def __init__(self, celery: Any, *, connection: Any = None, budget: float | None = None,
-                 pause: float = 0.1) -> None:
+                 pause: float = 0.1, give_up_when_unreachable: float | None = None) -> None:
         super().__init__(celery, budget=budget, pause=pause)
         self.connection = connection
+        self.give_up_when_unreachable = give_up_when_unreachable
         self._retryable: tuple[type[BaseException], ...] | None = None
 
     def publish(self, call: TaskCall) -> PublishTrace:
@@ -275,16 +280,27 @@ class TaskPublisher(BoundedPublisher):
         deadline = started + self.budget
         trace = PublishTrace()
         written_unconfirmed = False
+        only_connect_failures = True
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and trace.attempts:
+            unreachable = (
+                self.give_up_when_unreachable is not None
+                and trace.attempts > 0
+                and only_connect_failures
+                and time.monotonic() - started >= self.give_up_when_unreachable
+            )
+            if (remaining <= 0 or unreachable) and trace.attempts:
                 failure = PublishUnconfirmed if written_unconfirmed else PublishRefused
                 what = (
                     "was written but not confirmed" if written_unconfirmed
                     else "was not taken by any broker node"
                 )
+                spent = (
+                    f"within {self.budget:g} s" if remaining <= 0
+                    else f"(no node accepted a connection for {time.monotonic() - started:.1f} s)"
+                )
                 raise failure(
-                    f"task {call.name!r} {what} within {self.budget:g} s "
+                    f"task {call.name!r} {what} {spent} "
                     f"({trace.attempts} attempt(s); last: {trace.errors[-1]})",
                     attempts=trace.attempts,
                     errors=trace.errors,
@@ -319,8 +335,10 @@ class TaskPublisher(BoundedPublisher):
             except MessageNacked as error:
                 # The broker answered "not taken" (e.g. a queue over its limit): not enqueued.
                 trace.errors.append(f"nacked by {connection.host}: {error!r}")
+                only_connect_failures = False
             except self._retryable_errors(connection) as error:
                 written_unconfirmed = written_unconfirmed or written
+                only_connect_failures = only_connect_failures and not written
                 phase = "publish/confirm" if written else "connect"
                 trace.errors.append(f"{phase} on {connection.host}: {type(error).__name__}: "
                                     f"{error}")

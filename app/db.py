@@ -1,7 +1,8 @@
 """Database tables and engines of the workload (SQLAlchemy 2, psycopg 3 or SQLite).
 
 Owns: the table definitions (the alembic migrations in ``app/migrations`` create exactly these),
-one engine per process and URL, and the fork hygiene a prefork worker needs.
+one engine per process and URL with every wait on the server bounded (connect, pool, a vanished
+peer), and the fork hygiene a prefork worker needs.
 
 Does not own: creating or upgrading the schema (``app.migrate``), or what is written when
 (``app.jobs``). Nothing here creates tables implicitly.
@@ -10,8 +11,11 @@ Does not own: creating or upgrading the schema (``app.migrate``), or what is wri
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +28,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -118,6 +124,18 @@ class WordCountJob(Base):
     """The 100 most frequent words as ``[[word, count], ...]``."""
 
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+"""The database is down, restarting or unreachable (refused, reset, timed out, pool exhausted):
+worth waiting for. Other errors (integrity, data, a missing table) would fail the same way again."""
+
+CONNECT_TIMEOUT_SECONDS = 2
+"""libpq's connect_timeout (it treats anything below 2 as 2)."""
+POOL_TIMEOUT_SECONDS = 1.0
+TCP_USER_TIMEOUT_MILLISECONDS = 10_000
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -151,7 +169,29 @@ def _create_engine(sqlalchemy_url: str) -> Engine:
         return engine
     # pool_pre_ping: a connection broken by a database restart or failover is replaced instead
     # of failing the next task. Small pool: one web thread or pool process uses one connection.
-    return create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Bounded waits, so an outage is an error within ~2 s, never a hang: the web app answers
+    # 503 and a task retries with backoff (issue 14).
+    return create_engine(
+        sqlalchemy_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        # Waiting for a free pooled connection: every thread holds at most one, so a full pool
+        # means connections are stuck on a dead server; fail instead of queueing behind them.
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={
+            # libpq's minimum: a server that does not answer the TCP handshake (a lost node,
+            # a dead pod's address) costs 2 s, not the kernel's minutes of SYN retries.
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            # A connection to a server that vanished mid-query (no RST: a lost zone) is dropped
+            # once sent data stays unacknowledged this long, instead of hanging in a read.
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MILLISECONDS,
+            "keepalives": 1,
+            "keepalives_idle": 20,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        },
+    )
 
 
 def dispose_engines_after_fork() -> None:
@@ -167,3 +207,49 @@ def dispose_engines(*, containing: str) -> None:
     with _engines_lock:
         for url in [url for url in _engines if containing in url]:
             _engines.pop(url).dispose()
+
+
+class DatabaseStillUnavailable(RuntimeError):
+    """:func:`retry_while_unavailable` spent its budget; the message names the last error."""
+
+
+def retry_while_unavailable(
+    operation: Callable[[], T],
+    *,
+    budget: float,
+    what: str,
+    first_pause: float = 0.5,
+    longest_pause: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run ``operation`` (one whole transaction) until it succeeds, pausing with doubling
+    backoff while the database is unavailable, for at most ``budget`` seconds.
+
+    Used where waiting is the right answer to an outage: a worker holding a computed result,
+    the sweeper, the bulk scheduler. The web app does not wait: it answers 503 at once.
+    """
+    deadline = clock() + budget
+    pause = first_pause
+    waits = 0
+    while True:
+        try:
+            result = operation()
+        except UNAVAILABLE_ERRORS as error:
+            left = deadline - clock()
+            if left <= 0:
+                raise DatabaseStillUnavailable(
+                    f"{what}: the database stayed unavailable for {budget:g} s "
+                    f"({waits} wait(s)); last error: {type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}"
+                ) from error
+            waits += 1
+            if waits == 1:
+                log.warning("%s: database unavailable, waiting up to %g s: %s", what, budget,
+                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+            sleep(min(pause, left))
+            pause = min(longest_pause, pause * 2)
+            continue
+        if waits:
+            log.warning("%s: database back after %d wait(s)", what, waits)
+        return result

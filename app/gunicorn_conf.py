@@ -165,6 +165,13 @@ def when_ready(server):
     metrics.gunicorn_when_ready(server)
 
 
+def post_worker_init(worker):
+    # Keep the dependency gauge current even when nobody loads the page (app.status).
+    dependency_status = getattr(worker.wsgi, "extensions", {}).get("dependency_status")
+    if dependency_status is not None:
+        dependency_status.start_refreshing()
+
+
 def child_exit(server, worker):
     metrics.gunicorn_child_exit(server, worker)
 

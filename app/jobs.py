@@ -24,6 +24,7 @@ Publishing twice is harmless: the task and its result are idempotent per job id.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,9 +34,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.db import LcsJob, LcsResult, TaskCompletion, utcnow
+from app.db import LcsJob, LcsResult, TaskCompletion, retry_while_unavailable, utcnow
 from app.lcs import longest_common_substring
 from app.settings import AppSettings
 
@@ -43,6 +45,8 @@ Publisher = Callable[[str, str], None]
 """``publish(job_id, queue)``: hand the ``lcs`` task to the broker. Raise
 :class:`PublishUncertain` if the message may have reached the broker without a confirm, any
 other exception if it was not taken."""
+
+log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 80
 TERMINAL_STATUSES = ("succeeded", "failed")
@@ -166,7 +170,13 @@ def create_lcs_job(
             # worker already ran it, the finished job stays.
             session.execute(delete(LcsJob).where(LcsJob.id == job_id, LcsJob.status == "pending"))
         raise EnqueueError(f"the broker did not accept the job: {error}") from error
-    _mark_enqueued(engine, job_id)
+    try:
+        _mark_enqueued(engine, job_id)
+    except DBAPIError as error:
+        # The database went away after the broker took the job: the job is enqueued and will
+        # run (a worker moves it on from pending itself), so the submission succeeded. The row
+        # stays pending until then; a republish by the sweeper would be harmless.
+        log.warning("job %s enqueued but not marked queued: %s", job_id, error)
     return job_id, queue
 
 
@@ -180,16 +190,28 @@ def _mark_enqueued(engine: Engine, job_id: str) -> None:
 
 
 def republish_stale_jobs(
-    engine: Engine, publish: Publisher, *, older_than: dt.timedelta
+    engine: Engine,
+    publish: Publisher,
+    *,
+    older_than: dt.timedelta,
+    running_older_than: dt.timedelta | None = None,
 ) -> list[str]:
-    """Publish again every job left ``pending`` for longer than ``older_than``."""
-    cutoff = utcnow() - older_than
+    """Publish again every job left ``pending`` for longer than ``older_than``, and (when
+    given) every job still ``running`` ``running_older_than`` after it first started.
+
+    A ``running`` job that old lost its message: its retry could not be published while the
+    broker was down too, or a retry budget ran out while the database could not record the
+    failure. Publishing it again is harmless (the task is idempotent per job id); the threshold
+    must exceed the longest job, or a long job would be computed twice.
+    """
+    now = utcnow()
+    stale = (LcsJob.status == "pending") & (LcsJob.created_at < now - older_than)
+    if running_older_than is not None:
+        stale = stale | (
+            (LcsJob.status == "running") & (LcsJob.started_at < now - running_older_than)
+        )
     with Session(engine) as session:
-        rows = session.execute(
-            select(LcsJob.id, LcsJob.queue).where(
-                LcsJob.status == "pending", LcsJob.created_at < cutoff
-            )
-        ).all()
+        rows = session.execute(select(LcsJob.id, LcsJob.queue).where(stale)).all()
     republished: list[str] = []
     for job_id, queue in rows:
         try:
@@ -204,13 +226,51 @@ def republish_stale_jobs(
     return republished
 
 
+RESULT_WRITE_RETRY_SECONDS = 60.0
+"""How long a worker waits for the database (to start a job, or holding its computed result)
+before handing the task to Celery's retry through the broker: a restart or failover is over well
+within this, and the message stays unacknowledged meanwhile (late acks), so a worker that dies
+hands it back."""
+
+
 def run_lcs_job(
-    engine: Engine, job_id: str, *, worker: str | None, delivered_via: str | None
+    engine: Engine,
+    job_id: str,
+    *,
+    worker: str | None,
+    delivered_via: str | None,
+    write_retry_seconds: float = RESULT_WRITE_RETRY_SECONDS,
 ) -> str:
     """Compute and store one job's result; safe to run any number of times per job.
 
-    Returns what happened: ``computed``, ``already-finished`` or ``missing``.
+    Returns what happened: ``computed``, ``already-finished`` or ``missing``. A database outage
+    when the job starts or when its result is written is waited out for ``write_retry_seconds``
+    each (the message stays unacknowledged meanwhile, and a computed result is kept); after
+    that :class:`~app.db.DatabaseStillUnavailable` is raised and the task is retried through
+    the broker.
     """
+    inputs = retry_while_unavailable(
+        lambda: _start_lcs_job(engine, job_id), budget=write_retry_seconds,
+        what=f"starting job {job_id}",
+    )
+    if isinstance(inputs, str):
+        return inputs
+    a, b = inputs
+    started = time.perf_counter()
+    substring = longest_common_substring(a, b)
+    seconds = time.perf_counter() - started
+    retry_while_unavailable(
+        lambda: _store_lcs_result(
+            engine, job_id, substring, seconds, worker=worker, delivered_via=delivered_via
+        ),
+        budget=write_retry_seconds,
+        what=f"storing the result of job {job_id}",
+    )
+    return "computed"
+
+
+def _start_lcs_job(engine: Engine, job_id: str) -> tuple[str, str] | str:
+    """Mark the job running and return its inputs, or what happened instead."""
     with Session(engine) as session, session.begin():
         job = session.get(LcsJob, job_id, with_for_update=engine.dialect.name == "postgresql")
         if job is None:
@@ -223,10 +283,18 @@ def run_lcs_job(
         job.status = "running"
         job.attempts += 1
         job.started_at = job.started_at or utcnow()
-        a, b = job.a, job.b
-    started = time.perf_counter()
-    substring = longest_common_substring(a, b)
-    seconds = time.perf_counter() - started
+        return job.a, job.b
+
+
+def _store_lcs_result(
+    engine: Engine,
+    job_id: str,
+    substring: str,
+    seconds: float,
+    *,
+    worker: str | None,
+    delivered_via: str | None,
+) -> None:
     with Session(engine) as session, session.begin():
         # Insert-if-absent keyed by job id: a second execution (redelivery after a crash
         # between this commit and the ack) cannot add a row or overwrite the first result.
@@ -252,7 +320,6 @@ def run_lcs_job(
                 error=None,
             )
         )
-    return "computed"
 
 
 def fail_lcs_job(engine: Engine, job_id: str, error: str) -> None:

@@ -1,8 +1,9 @@
 """The web app's Prometheus metrics, correct across gunicorn's worker processes.
 
 Owns the metrics (requests by route, method and status; a latency histogram; requests in
-progress; LCS jobs submitted per queue and rejected per reason), the Flask hooks that record them
-(``instrument(app)``: the only line ``create_app`` needs), and their exposition.
+progress; LCS jobs submitted per queue and rejected per reason; broker and database state as
+``app.status`` last saw them), the Flask hooks that record them (``instrument(app)``: the only
+line ``create_app`` needs), and their exposition.
 
 Multi-process: gunicorn runs several worker processes, each with its own counters. They write
 their values to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode)
@@ -64,6 +65,7 @@ REQUEST_DURATION = "hacelery_web_request_duration_seconds"
 REQUESTS_IN_PROGRESS = "hacelery_web_requests_in_progress"
 JOBS_SUBMITTED_TOTAL = "hacelery_jobs_submitted_total"
 JOBS_REJECTED_TOTAL = "hacelery_jobs_rejected_total"
+DEPENDENCY_UP_NAME = "hacelery_web_dependency_up"
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (scanners' random paths must not each become a
@@ -104,6 +106,15 @@ JOBS_REJECTED = Counter(
     JOBS_REJECTED_TOTAL.removesuffix("_total"),
     "LCS job submissions not accepted: invalid_request (4xx) or queue_unavailable (503)",
     ["reason"],
+)
+DEPENDENCY_UP = Gauge(
+    DEPENDENCY_UP_NAME,
+    "1 while the web app reaches the dependency (broker: any node; database: SELECT 1), else 0; "
+    "set by each check of app.status",
+    ["dependency"],
+    # The newest check of any live worker process: an old process' stale answer must not hide
+    # an outage (or a recovery) another process just saw.
+    multiprocess_mode="livemostrecent",
 )
 
 

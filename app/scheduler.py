@@ -34,6 +34,7 @@ from tqdm import tqdm
 from app import jobs
 from app.broker import PublishFailed, PublishTrace, TaskCall, TaskPublisher
 from app.celery_app import HaCelery, make_celery
+from app.db import DatabaseStillUnavailable, retry_while_unavailable
 from app.publish_window import DEFAULT_WINDOW, WindowedPublisher, WindowTrace, check_window
 from app.settings import DEFAULT_QUEUE, QUEUES, AppSettings, SettingsError
 
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="keep retrying one task's publish this long, node after node of the failover "
         "list, after a connection error or a confirm that did not come in time (e.g. a broker "
-        "node dying or going silent) before giving up",
+        "node dying or going silent) before giving up; 'lcs' also waits this long for an "
+        "unavailable database before giving up",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
 
@@ -239,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds(86_400),
         default=60.0,
         help="only jobs pending for at least this many seconds",
+    )
+    sweep.add_argument(
+        "--running-older-than",
+        type=_seconds(7 * 86_400),
+        default=1800.0,
+        help="also publish again jobs still 'running' this many seconds after they first "
+        "started (their message was lost); must exceed the longest job",
+    )
+    sweep.add_argument(
+        "--wait-for-database",
+        type=_seconds(3600),
+        default=120.0,
+        help="while the database is unavailable, wait (with backoff) this long and resume "
+        "before giving up with exit 1; below the CronJob's activeDeadlineSeconds (240)",
     )
 
     completions = command("completions", "count completed and duplicated 'record' tasks")
@@ -516,12 +532,23 @@ def run(arguments: argparse.Namespace, settings: AppSettings) -> int:
     elif command == "sweep":
         from app.web import celery_publisher
 
+        publish = celery_publisher(celery)
         try:
-            republished = jobs.republish_stale_jobs(
-                celery.engine(),
-                celery_publisher(celery),
-                older_than=dt.timedelta(seconds=arguments.older_than),
+            # The whole sweep is repeated after an outage: it is idempotent (a job published
+            # twice runs once), and the rows it reads may have moved on meanwhile.
+            republished = retry_while_unavailable(
+                lambda: jobs.republish_stale_jobs(
+                    celery.engine(),
+                    publish,
+                    older_than=dt.timedelta(seconds=arguments.older_than),
+                    running_older_than=dt.timedelta(seconds=arguments.running_older_than),
+                ),
+                budget=arguments.wait_for_database,
+                what="sweep",
             )
+        except DatabaseStillUnavailable as error:
+            print(f"{error}; the next run sweeps again", file=sys.stderr)
+            return 1
         except jobs.SweepStopped as stopped:
             print(
                 f"republished {len(stopped.republished)} pending job(s), then stopped: "
@@ -564,7 +591,15 @@ def _run_lcs(
             a=_random_text(rng, arguments.alphabet, arguments.length),
             b=_random_text(rng, arguments.alphabet, arguments.length),
         )
-        _, queue = jobs.create_lcs_job(celery.engine(), settings, job_input, publish)
+        # A database outage pauses the run and it resumes with the same job (nothing of it
+        # was stored: the row is one transaction, written before the publish).
+        _, queue = retry_while_unavailable(
+            lambda job_input=job_input: jobs.create_lcs_job(
+                celery.engine(), settings, job_input, publish
+            ),
+            budget=arguments.retry_seconds,
+            what="submitting an lcs job",
+        )
         queues[queue] = queues.get(queue, 0) + 1
     _report(arguments.n, "jobs", time.perf_counter() - started)
     print("  by queue: " + ", ".join(f"{name}={count}" for name, count in sorted(queues.items())))
@@ -616,7 +651,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (jobs.EnqueueError, PublishError, PublishFailed) as error:
+    except (jobs.EnqueueError, PublishError, PublishFailed, DatabaseStillUnavailable) as error:
         print(f"stopped: {error}", file=sys.stderr)
         return 1
 

@@ -34,8 +34,10 @@ Broker time bounds (seconds; see ``app.broker`` for why each exists and what it 
 - ``CELERY_BROKER_CONNECT_TIMEOUT``: TCP connect and each handshake step, per URL (default 2).
 - ``CELERY_BROKER_CONFIRM_TIMEOUT``: longest wait for one publisher confirm (default 5).
 - ``CELERY_BROKER_SOCKET_TIMEOUT``: longest blocking socket read or write (default 5).
-- ``CELERY_PUBLISH_TIMEOUT``: total time one publish of the web app or the sweeper may take,
-  failover included, before it answers "retry later" (default 8).
+- ``CELERY_PUBLISH_TIMEOUT``: total time one publish of the sweeper or the bulk scheduler may
+  take, failover included, before it answers "retry later" (default 8). A web submission uses
+  at most 1.5 s of it (``app.web.SUBMIT_PUBLISH_BUDGET_SECONDS``) so a person gets an answer
+  within 2 s.
 """
 
 from __future__ import annotations

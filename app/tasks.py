@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, chord
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import jobs, wordcount
 from app.celery_app import HaCelery, celery
+from app.db import UNAVAILABLE_ERRORS, DatabaseStillUnavailable
 from app.settings import DEFAULT_QUEUE
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Transient database trouble (a restart, a failover, a dropped connection): retry with backoff
 # instead of failing the task. Countdowns use native delayed delivery (topic exchange). Other
 # database errors (integrity, data) would fail the same way again, so they are not retried.
-_TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+_TRANSIENT_DATABASE_ERRORS = (*UNAVAILABLE_ERRORS, DatabaseStillUnavailable)
 _DATABASE_RETRY: dict[str, Any] = {
     "autoretry_for": _TRANSIENT_DATABASE_ERRORS,
     "retry_backoff": 1,
@@ -79,7 +79,10 @@ def _validate_job_id(job_id: object) -> str:
         raise ValueError(f"lcs: job_id must be a UUID string, got {job_id!r}") from None
 
 
-@celery.task(name="lcs", bind=True, **_DATABASE_RETRY)
+# An LCS job is a user's: it is retried for as long as the database stays away (every 30 s
+# at most), so it finishes when the database returns instead of staying `running` after a
+# retry budget ran out while nobody could record the failure.
+@celery.task(name="lcs", bind=True, **{**_DATABASE_RETRY, "max_retries": None})
 def lcs(self: Task, job_id: str) -> str:
     """Compute the longest common substring of a stored job; the result goes to the database."""
     job_id = _validate_job_id(job_id)

@@ -4,11 +4,16 @@ Owns: HTTP. The page at ``/`` (own static JS/CSS, no CDN), the JSON API, the pro
 
 - ``POST /api/jobs`` with ``{"a": str, "b": str}`` -> 202 ``{"id", "queue", "status_url"}``
 - ``GET /api/jobs`` (newest first, ``?limit=1..200``), ``GET /api/jobs/<id>`` (full job)
-- ``GET /healthz``: the process serves requests; ``GET /readyz``: broker and database reachable
+- ``GET /healthz``: the process serves requests; ``GET /readyz``: this pod can serve (it
+  never checks the broker or the database: see ``app.status`` for why)
+- ``GET /api/status``: broker (per node) and database state, each check bounded and cached for
+  ``app.status.CACHE_SECONDS``; 200 either way, ``"status": "ok" | "degraded"``
 
 Every error is a JSON body ``{"error": message}`` with a 4xx status naming the problem (any
 bytes, however malformed or deeply nested, get one), or 503 (with ``Retry-After``) when a
-dependency is down or the database has no schema yet (naming ``python -m app.migrate``); a
+dependency is down or the database has no schema yet (naming ``python -m app.migrate``), never a
+500 for an outage: the engine's connect and pool waits are bounded (``app.db``), so with the
+database gone every API call answers 503 within about 2 s; a
 rejected request stores nothing (see ``app.jobs`` for the order of writes when the broker fails
 after the row was written). A submission never waits on a silent broker node: the publish has a
 total budget (``CELERY_PUBLISH_TIMEOUT``, failover included, ``app.broker.TaskPublisher``), and a
@@ -26,11 +31,11 @@ import uuid
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request, url_for
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app import jobs, metrics
+from app import jobs, metrics, status
 from app.broker import PublishUnconfirmed, TaskCall, TaskPublisher
 from app.celery_app import HaCelery, make_celery
 from app.db import engine_for
@@ -38,22 +43,36 @@ from app.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
-# Per broker URL: /readyz answers within about this many seconds times the number of URLs, so
-# the readiness probe's timeoutSeconds should be at least that (3 s for a 3-node list).
-READINESS_BROKER_TIMEOUT_SECONDS = 0.8
+# A submission while no broker node accepts connections answers 503 after this long instead of
+# spending the whole publish budget (8 s) waiting for a node to come back: the page and API
+# clients retry after Retry-After anyway. Nodes that accept connections but do not confirm (a
+# silent node, a leader election) still get the whole budget (app.broker.TaskPublisher).
+SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS = 1.0
+# A submission's whole publish, failover included, takes at most this long (or the app's
+# CELERY_PUBLISH_TIMEOUT if that is lower), so a person gets an answer within 2 s during any
+# broker trouble (issue 14). A message written but not confirmed by then keeps its job pending
+# for the sweeper (a 503 naming the job), so a silent node costs a retry, never the job.
+SUBMIT_PUBLISH_BUDGET_SECONDS = 1.5
 # Clients should wait this long before submitting again after a 503: about the time a silent
 # broker node takes to be noticed and left (two heartbeats), when publishes go elsewhere.
 RETRY_AFTER_SECONDS = 10
 
 
-def celery_publisher(celery: HaCelery) -> jobs.Publisher:
+def celery_publisher(
+    celery: HaCelery,
+    *,
+    give_up_when_unreachable: float | None = None,
+    budget: float | None = None,
+) -> jobs.Publisher:
     """Publish the ``lcs`` task by name; the job id doubles as the task id for tracing.
 
     Each publish borrows a pooled connection and has a total budget, failover included
     (``app.broker.TaskPublisher``); a message written but not confirmed in time is reported as
     :class:`jobs.PublishUncertain` so its row stays for the sweeper.
     """
-    publisher = TaskPublisher(celery)
+    publisher = TaskPublisher(
+        celery, give_up_when_unreachable=give_up_when_unreachable, budget=budget
+    )
 
     def publish(job_id: str, queue: str) -> None:
         try:
@@ -86,14 +105,25 @@ def create_app(
     if celery is None:
         celery = make_celery(settings)
     if publisher is None:
-        publisher = celery_publisher(celery)
+        publisher = celery_publisher(
+            celery,
+            give_up_when_unreachable=SUBMIT_GIVE_UP_WHEN_UNREACHABLE_SECONDS,
+            budget=min(SUBMIT_PUBLISH_BUDGET_SECONDS, settings.broker_bounds.publish_budget),
+        )
     engine = engine_for(settings.sqlalchemy_url)
+    dependency_status = status.DependencyStatus([
+        lambda: status.check_broker(settings.broker_urls),
+        lambda: status.check_database(engine),
+    ])
 
     flask_app = metrics.instrument(Flask(__name__))
     # UTF-8 JSON can take up to 12 bytes per character (a \\uXXXX\\uXXXX pair): bound the body
     # so an oversized upload is refused with 413 before it is read into memory.
     flask_app.config["MAX_CONTENT_LENGTH"] = 2 * settings.lcs_max_input_chars * 12 + 64 * 1024
     flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # gunicorn's post_worker_init starts its background refresh (app/gunicorn_conf.py).
+    flask_app.extensions["dependency_status"] = dependency_status
+    retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
     @flask_app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
@@ -109,14 +139,25 @@ def create_app(
 
     @flask_app.errorhandler(ProgrammingError)
     @flask_app.errorhandler(OperationalError)
-    def _database_error(error: DBAPIError) -> Any:
-        if schema_missing(error):
+    @flask_app.errorhandler(InterfaceError)
+    @flask_app.errorhandler(PoolTimeout)
+    def _database_error(error: Exception) -> Any:
+        if isinstance(error, DBAPIError) and schema_missing(error):
             log.error("the database has no schema: %s", error.orig)
             return jsonify(
                 error="the database schema is missing or out of date; run "
                 "`python -m app.migrate` against DATABASE_URL"
             ), 503
-        return _unexpected_error(error)
+        if isinstance(error, ProgrammingError):
+            return _unexpected_error(error)
+        # Connection refused or lost, connect timeout, pool exhausted: the database is down or
+        # restarting. Every write is one transaction, so nothing half-done was stored.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return jsonify(
+            error="the database is unavailable; nothing was stored, retry later",
+            dependency="database",
+        ), 503, retry_after
 
     @flask_app.errorhandler(Exception)
     def _unexpected_error(error: Exception) -> Any:
@@ -151,7 +192,6 @@ def create_app(
             job_input = jobs.parse_lcs_input(payload, max_chars=settings.lcs_max_input_chars)
         except jobs.InputError as error:
             return jsonify(error=str(error), field=error.field), 422
-        retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         try:
             job_id, queue = jobs.create_lcs_job(engine, settings, job_input, publisher)
         except jobs.JobNotConfirmed as error:
@@ -168,7 +208,8 @@ def create_app(
         except jobs.EnqueueError as error:
             log.warning("job not accepted: %s", error)
             return jsonify(
-                error="the task queue is unavailable; nothing was stored, retry"
+                error="the task queue is unavailable; nothing was stored, retry",
+                dependency="broker",
             ), 503, retry_after
         status_url = url_for("show_job", job_id=job_id)
         return jsonify(id=job_id, queue=queue, status_url=status_url), 202, {"Location": status_url}
@@ -201,26 +242,12 @@ def create_app(
 
     @flask_app.get("/readyz")
     def readyz() -> Any:
-        problems = {}
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as error:
-            problems["database"] = f"{type(error).__name__}: {error}"
-        try:
-            with celery.connection_for_write() as connection:
-                # One attempt per URL of the failover list, without pauses: ready while any
-                # broker node accepts connections.
-                connection.ensure_connection(
-                    max_retries=len(settings.broker_urls) - 1,
-                    interval_start=0,
-                    interval_step=0,
-                    timeout=READINESS_BROKER_TIMEOUT_SECONDS,
-                )
-        except Exception as error:
-            problems["broker"] = f"{type(error).__name__}: {error}"
-        if problems:
-            return jsonify(status="unavailable", problems=problems), 503
+        # This process answers requests, so this pod can serve: the page, and reads while only
+        # the broker is down. Shared dependencies are reported by /api/status, never here.
         return jsonify(status="ready")
+
+    @flask_app.get("/api/status")
+    def dependency_state() -> Any:
+        return jsonify(dependency_status.current().as_json())
 
     return flask_app

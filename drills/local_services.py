@@ -122,3 +122,26 @@ def over_unix_socket(url: str, socket_dir: str = POSTGRES_SOCKET_DIR) -> str:
             "HACELERY_DRILL_POSTGRES_SOCKET_DIR"
         ) from None
     return socket_url
+
+
+APP_VARIABLE_PREFIXES = ("CELERY_", "DATABASE_", "LCS_", "RABBITMQ_", "ERL_")
+"""Variables of this shell that must not leak into a process of the app started for a run."""
+
+
+def app_environment(*, broker_url: str, database_url: str, heartbeat_file: str,
+                    repository: str, **settings: str) -> dict[str, str]:
+    """The environment of an app process (worker, web, scheduler) for a test or drill: this
+    shell's variables without any of the app's own, then the given broker, database and
+    ``settings`` (``LCS_LARGE_THRESHOLD="1000"``, ...)."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(APP_VARIABLE_PREFIXES)}
+    environment.update(
+        CELERY_BROKER_URL=broker_url,
+        DATABASE_URL=database_url,
+        CELERY_HEARTBEAT_FILE=heartbeat_file,
+        CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="2",
+        PYTHONPATH=repository,
+        PYTHONUNBUFFERED="1",
+        **settings,
+    )
+    return environment

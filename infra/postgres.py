@@ -42,6 +42,7 @@ from infra.postgres_config import (
     pg_hba_conf,
 )
 from infra.postgres_config import postgresql_conf as render_postgresql_conf
+from infra.regional_disk import DISK_TYPES, RegionalDisk, node_affinity, storage_class_args
 from infra.resource_options import child_options
 from infra.stateful_storage import STATEFULSET_IGNORED_INPUTS, claim_args
 from infra.tls import (
@@ -92,7 +93,18 @@ class PostgresArgs:
     client binaries); a digest may follow. Minor upgrades are a tag change; majors need
     pg_upgrade or a dump/restore."""
     storage_class: str | None = None
-    """StorageClass of the data volume; None uses the cluster's default."""
+    """StorageClass of the data volume; None uses the cluster's default (or, with
+    ``regional_disk``, the regional class this component creates)."""
+    regional_disk: bool = False
+    """Replicate the data volume synchronously across two zones (``infra/regional_disk.py``):
+    the database survives the loss of its zone with RPO 0. GCP stacks only."""
+    disk_zones: tuple[str, ...] = ()
+    """With ``regional_disk``: the disk's two zones, both in ``zones``; default: the first two
+    of ``zones``. The pod may run only there."""
+    disk_type: str = "pd-ssd"
+    """With ``regional_disk``: pd-ssd or pd-balanced."""
+    zones: tuple[str, ...] = ()
+    """The stack's zones (wired from ``ha-celery:zones``; empty on a local stack)."""
     storage_size_gib: int = 20
     memory_mib: int = 2048
     """Request = limit (Guaranteed memory: the database is the last pod the kernel OOM-kills);
@@ -135,6 +147,8 @@ class PostgresArgs:
             self.storage_class,
             "None or a StorageClass name",
         )
+        if self.regional_disk:
+            self._check_regional_disk()
         check(
             1 <= self.storage_size_gib <= 64 * 1024,
             "PostgresArgs.storage_size_gib",
@@ -155,6 +169,35 @@ class PostgresArgs:
         )
         # The remaining fields are validated (with their own names) by PostgresSettings.
         self.settings()
+
+    def _check_regional_disk(self) -> None:
+        check(bool(self.zones), "PostgresArgs.regional_disk", self.regional_disk,
+              "false on a stack without zones: regional persistent disks exist on GCP only")
+        check(len(set(self.zones)) >= 2, "PostgresArgs.regional_disk", self.regional_disk,
+              f"false, or at least two zones in ha-celery:zones (it has {list(self.zones)}): "
+              "a regional disk is replicated across two of them")
+        check(self.storage_class is None, "PostgresArgs.storage_class", self.storage_class,
+              "unset while regionalDisk is true (the stack creates the regional StorageClass), "
+              "or set regionalDisk: false to use a zonal class")
+        zones = self.regional_disk_zones
+        check(len(zones) == 2 and len(set(zones)) == 2 and set(zones) <= set(self.zones),
+              "PostgresArgs.disk_zones", list(self.disk_zones),
+              f"two different zones of the stack's zones ({', '.join(self.zones)}): the disk "
+              "is replicated there and the pod may only run there")
+        check(self.disk_type in DISK_TYPES, "PostgresArgs.disk_type", self.disk_type,
+              f"one of {', '.join(DISK_TYPES)}")
+
+    @property
+    def regional_disk_zones(self) -> tuple[str, ...]:
+        return self.disk_zones or tuple(dict.fromkeys(self.zones))[:2]
+
+    @property
+    def disk(self) -> RegionalDisk | None:
+        """The regional disk, or None for a zonal volume."""
+        if not self.regional_disk:
+            return None
+        zones = self.regional_disk_zones
+        return RegionalDisk(zones=(zones[0], zones[1]), disk_type=self.disk_type)
 
     def settings(self) -> PostgresSettings:
         return PostgresSettings(
@@ -341,8 +384,10 @@ def pod_spec(
     """Pure: the pod around the server container."""
     if args.server_tls and tls_secret_name is None:
         raise ValueError("pod_spec: TLS is on, so name the Secret holding the certificate")
+    disk = args.disk
     return k8s.core.v1.PodSpecArgs(
         security_context=pod_security.pod_security_context(POSTGRES_UID),
+        affinity=node_affinity(disk) if disk is not None else None,
         # Room for the preStop's 50 s fast shutdown.
         termination_grace_period_seconds=60,
         automount_service_account_token=False,
@@ -442,12 +487,23 @@ def volume_claim_template(name: str, args: PostgresArgs) -> k8s.core.v1.Persiste
         metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=selector(name)),
         spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
-            storage_class_name=args.storage_class,
+            storage_class_name=storage_class_name(name, args),
             resources=k8s.core.v1.VolumeResourceRequirementsArgs(
                 requests={"storage": f"{args.storage_size_gib}Gi"}
             ),
         ),
     )
+
+
+def storage_class_name(name: str, args: PostgresArgs) -> str | None:
+    """The data volume's StorageClass: the regional one this component creates, the configured
+    one, or None (the cluster's default)."""
+    if args.regional_disk:
+        # Names the type and the zones: a StorageClass's parameters are immutable, so another
+        # type or pair of zones is a new class (and a new claim: see the README's migration).
+        zones = "-".join(zone.rsplit("-", 1)[1] for zone in args.regional_disk_zones)
+        return f"{name}-regional-{args.disk_type}-{zones}"
+    return args.storage_class
 
 
 def service_spec(name: str) -> k8s.core.v1.ServiceSpecArgs:
@@ -595,13 +651,24 @@ class PostgresDatabase(pulumi.ComponentResource):
             string_data={DATABASE_URL_KEY: url},
             opts=child,
         )
+        claim_dependencies: list[pulumi.Resource] = []
+        disk = args.disk
+        if disk is not None:
+            class_name = storage_class_name(name, args)
+            assert class_name is not None
+            claim_dependencies.append(k8s.storage.v1.StorageClass(
+                f"{name}-storage-class",
+                storage_class_args(class_name, disk, metadata_labels),
+                opts=child,
+            ))
         # The data volume as a resource of its own, adopted by the StatefulSet: a bigger
         # storageSizeGib is an online expansion (infra/stateful_storage.py).
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data-0",
             claim_args(volume_claim_template(name, args), statefulset=name, ordinal=0,
                        namespace=args.namespace, labels=metadata_labels),
-            opts=child_options(self, opts, retain_on_delete=True, protect=args.protect),
+            opts=child_options(self, opts, retain_on_delete=True, protect=args.protect,
+                               depends_on=claim_dependencies),
         )
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",

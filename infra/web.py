@@ -1,7 +1,7 @@
 """The web app (Flask under gunicorn) behind the platform's domain.
 
 Owns the web Deployment (a `migrate` initContainer, then gunicorn; readiness on /readyz, which
-checks broker and database, liveness on /healthz, which only checks the process), its ClusterIP
+reflects the pod only, liveness on /healthz, which only checks the process), its ClusterIP
 Service, a PodDisruptionBudget and a NetworkPolicy (port 8000 from the load balancer only). On
 GCP stacks it also owns the public entry: a GCE Ingress bound by name to the global static IP, a
 Google-managed certificate for the domain, a FrontendConfig (HTTP-to-HTTPS redirect, the SSL
@@ -170,8 +170,10 @@ def web_container(args: WebAppArgs) -> k8s.core.v1.ContainerArgs:
                *([k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME,
                                                 container_port=METRICS_PORT)]
                  if args.metrics_scraper is not None else [])],
-        # /readyz checks broker and database: a pod that can't reach them leaves the load
-        # balancer, but isn't restarted (a restart would not fix the broker).
+        # /readyz reflects this pod only. It used to check the broker and the database too:
+        # both are shared, so their outage took every web pod out of the Service and the load
+        # balancer at once and the whole site answered 502, job list included (issue 14).
+        # Dependency state is on /api/status, the page's banner and an alert instead.
         readiness_probe=k8s.core.v1.ProbeArgs(
             http_get=k8s.core.v1.HTTPGetActionArgs(path=READINESS_PATH, port="http"),
             period_seconds=10,
@@ -342,8 +344,9 @@ def backend_config_spec(ingress: WebIngressArgs, name: str = "web") -> dict:
     edge = edge_backend_spec(name, ingress.edge) if ingress.edge is not None else {}
     return {
         **edge,
-        # Explicit, so the load balancer checks the same /readyz as Kubernetes instead of
-        # inferring a path (it falls back to "/" when inference fails).
+        # Explicit, so the load balancer checks the same pod-only /readyz as Kubernetes instead
+        # of inferring a path (it falls back to "/" when inference fails), never /api/status:
+        # a shared dependency's outage must not take every backend out at once.
         "healthCheck": {
             "type": "HTTP",
             "requestPath": READINESS_PATH,

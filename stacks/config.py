@@ -213,7 +213,9 @@ def _gcp_parts(raw: StackShape, problems: Problems
             settings={"region": raw.gcp_region, "zones": raw.zones},
             names={"region": "gcp:region", "zones": f"{PROJECT}:zones"}) is not None
     region = raw.gcp_region if placement_ok else STAND_IN_REGION
-    zones = raw.zones if placement_ok else (f"{STAND_IN_REGION}-b",)
+    # Two stand-in zones: a regional disk (two zones) must not add a problem of its own when
+    # the real zones were already reported.
+    zones = raw.zones if placement_ok else (f"{STAND_IN_REGION}-b", f"{STAND_IN_REGION}-c")
     project = raw.gcp_project if raw.gcp_project and not problems.failed("gcp:project") \
         else STAND_IN_PROJECT
 

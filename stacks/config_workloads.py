@@ -144,7 +144,8 @@ _RABBITMQ = _Section(RabbitMQClusterArgs, frozenset({
     "queue_monitor_secret_namespace"}),
     # Wired by the platform from the cluster (the control plane's range).
     hidden=frozenset({"kubernetes_api_cidrs", "certificate_authority", "metrics_scraper"}))
-_POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect"}),
+# `zones` are the stack's (ha-celery:zones): a regional disk's zones must be two of them.
+_POSTGRES = _Section(PostgresArgs, frozenset({"namespace", "protect", "zones"}),
                      hidden=frozenset({"certificate_authority", "metrics_scraper"}))
 _TLS = _Section(CertificatePolicy)
 _GCS_STORAGE = _Section(GcsBackupStorage, frozenset({"project"}))
@@ -481,7 +482,11 @@ def build_workloads(raw: StackShape, stack: str, platform: str | None, gcp: GcpC
         "management_client_namespaces": (keda.namespace,) if keda else (),
         "queue_monitor_secret_namespace": keda.namespace if keda else None})
     postgres, _ = _section(problems, "postgres", _POSTGRES, raw.postgres,
-                           {"namespace": namespace, "protect": raw.protect})
+                           {"namespace": namespace, "protect": raw.protect,
+                            "zones": gcp.zones if gcp else ()},
+                           # A regional disk by default where one exists: the database then
+                           # survives the loss of its zone (dev may opt out for cost).
+                           defaults={"regional_disk": gcp is not None})
 
     if gcp is not None:
         storage, _ = _section(problems, "backup.storage", _GCS_STORAGE, storage_raw,

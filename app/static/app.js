@@ -1,4 +1,5 @@
-// The job page: submits the form as JSON and refreshes the job list every second.
+// The job page: submits the form as JSON, refreshes the job list every second, and shows a banner
+// while /api/status reports the broker or the database unavailable.
 // DOM nodes are built with textContent only, so job inputs can never inject markup.
 // Counts are written with thousands separators and kept on one line (class "count"), so a
 // narrow column wraps the text around them, never inside a number.
@@ -9,7 +10,18 @@ const message = document.getElementById("form-message");
 const submitButton = document.getElementById("submit");
 const tableBody = document.querySelector("#jobs tbody");
 const refreshed = document.getElementById("refreshed");
+const banner = document.getElementById("dependency-banner");
 const REFRESH_MILLISECONDS = 1000;
+// The server caches its dependency checks for 2 s; every 5 s is enough for a banner.
+const STATUS_MILLISECONDS = 5000;
+
+// What an outage of each dependency means for the person looking at the page.
+const OUTAGE_TEXT = {
+  broker: "The task queue is unavailable: new jobs cannot be submitted right now. " +
+          "The job list keeps working.",
+  database: "The database is unavailable: jobs cannot be listed or submitted right now. " +
+            "Running jobs finish when it is back.",
+};
 
 const numbers = new Intl.NumberFormat(document.documentElement.lang || "en");
 
@@ -76,6 +88,29 @@ async function refresh() {
   }
 }
 
+function showOutages(down) {
+  banner.replaceChildren(...down.map((name) => {
+    const line = document.createElement("div");
+    line.dataset.dependency = name;
+    line.textContent = OUTAGE_TEXT[name] || name + " is unavailable.";
+    return line;
+  }));
+  banner.hidden = down.length === 0;
+}
+
+async function refreshStatus() {
+  try {
+    const response = await fetch("/api/status", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const body = await response.json();
+    showOutages(Object.keys(body.dependencies).filter((name) => !body.dependencies[name].up));
+  } catch (error) {
+    // The web tier itself is unreachable: the job list says so ("cannot refresh").
+  } finally {
+    setTimeout(refreshStatus, STATUS_MILLISECONDS);
+  }
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   submitButton.disabled = true;
@@ -99,3 +134,4 @@ form.addEventListener("submit", async (event) => {
 });
 
 refresh();
+refreshStatus();

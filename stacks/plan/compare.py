@@ -320,7 +320,8 @@ def assess(change: Change, old: Mapping[str, Any] | None, new: Mapping[str, Any]
                 "and empty")))
             change.risks.append(Risk(OUTAGE, "all of its pods are down together"))
         elif typ in _DATA_TYPES:
-            change.risks.append(Risk(DATA_AT_RISK, _DATA_TYPES[typ]))
+            change.risks.append(Risk(DATA_AT_RISK, _new_storage_class(old, new)
+                                     or _DATA_TYPES[typ]))
             if typ in ("gcp:container/cluster:Cluster", "pulumi:providers:kubernetes",
                        "kubernetes:core/v1:Namespace"):
                 change.risks.append(Risk(OUTAGE, "everything running there stops"))
@@ -365,6 +366,22 @@ def assess(change: Change, old: Mapping[str, Any] | None, new: Mapping[str, Any]
                                 "checksum annotation rolls them")
     if change.action == "update" and typ in CONDITIONAL_RULES:
         change.notes.append(f"provider rule to check: {CONDITIONAL_RULES[typ]}")
+
+
+def _new_storage_class(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+                       ) -> str | None:
+    """The reason to give when a claim is replaced because its StorageClass changed (a zonal
+    disk moving to a regional one, say): the new claim is a new, empty disk."""
+    if old is None or new is None or old.get("type") != "kubernetes:core/v1:PersistentVolumeClaim":
+        return None
+    before, after = ((r.get("inputs") or {}).get("spec", {}).get("storageClassName")
+                     for r in (old, new))
+    if before == after:
+        return None
+    return (f"a new StorageClass ({before or 'the default'} -> {after or 'the default'}) makes "
+            "a new, empty disk: the data stays on the old disk only. Move it by restoring the "
+            "latest backup into the new claim (README: \"Moving the database to a regional "
+            "disk\")")
 
 
 def _is_named_same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

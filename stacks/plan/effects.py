@@ -81,7 +81,13 @@ SETTINGS: tuple[Setting, ...] = (
             caveat="queues and messages in the old vhost stay there: drain them first"),
     Setting("rabbitmq.deliveryLimit", 10),
     Setting("postgres.storageSizeGib", 200),
-    Setting("postgres.storageClass", "standard-rwo"),
+    Setting("postgres.regionalDisk", False,
+            caveat="a new, empty zonal disk: restore the latest backup into it (README "
+                   "'Moving the database to a regional disk', in reverse)"),
+    Setting("postgres.diskZones", ["europe-west1-c", "europe-west1-d"],
+            caveat="a new regional disk in the new zones: restore the latest backup into it "
+                   "(README 'Moving the database to a regional disk')"),
+    Setting("postgres.storageClass", "premium-rwo", stack="dev"),
     Setting("postgres.memoryMib", 8192),
     Setting("postgres.image", "postgres:17.7-bookworm"),
     Setting("postgres.database", "celery",

@@ -7,7 +7,6 @@ runs in its own process group and is killed (TERM, then KILL) at teardown, even 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from drills.freezable_proxy import FreezableProxy
-from drills.local_services import private_vhost, scratch_database, stop_process_group
+from drills.local_services import (
+    app_environment,
+    private_vhost,
+    scratch_database,
+    stop_process_group,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -98,21 +102,13 @@ def broker_url() -> Iterator[str]:
 @pytest.fixture
 def service_environment(postgres_url: str, broker_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for processes of the app (worker, web, scheduler) in this test."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CELERY_", "DATABASE_", "LCS_"))
-    }
-    environment.update(
-        CELERY_BROKER_URL=broker_url,
-        DATABASE_URL=postgres_url,
-        CELERY_HEARTBEAT_FILE=str(tmp_path / "worker-heartbeat"),
+    return app_environment(
+        broker_url=broker_url,
+        database_url=postgres_url,
+        heartbeat_file=str(tmp_path / "worker-heartbeat"),
+        repository=str(REPOSITORY),
         LCS_LARGE_THRESHOLD="1000",
-        CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="2",
-        PYTHONPATH=str(REPOSITORY),
-        PYTHONUNBUFFERED="1",
     )
-    return environment
 
 
 @dataclass

@@ -35,10 +35,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def web_url(start_service, service_environment: dict[str, str]) -> str:
+def _start_web(start_service, service_environment: dict[str, str], **overrides: str) -> str:
     port = free_port()
-    environment = {**service_environment, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    environment = {
+        **service_environment, "PORT": str(port), "WEB_CONCURRENCY": "1", **overrides
+    }
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "--config",
@@ -50,17 +51,26 @@ def web_url(start_service, service_environment: dict[str, str]) -> str:
     return url
 
 
-def test_submitting_the_form_shows_the_result_in_the_job_list(web_url: str, start_worker) -> None:
+@pytest.fixture
+def web_url(start_service, service_environment: dict[str, str]) -> str:
+    return _start_web(start_service, service_environment)
+
+
+def _launch(playwright):  # type: ignore[no-untyped-def]
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: run scripts/prereq.d/30-chromium.sh")
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS, headless=True
+    )
+
+
+def test_submitting_the_form_shows_the_result_in_the_job_list(web_url: str, start_worker) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     start_worker("small,large", concurrency=1, name="browser")
     assert _answers(f"{web_url}/readyz")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS, headless=True
-        )
+        browser = _launch(playwright)
         try:
             page = browser.new_page()
             failed_requests: list[str] = []
@@ -74,6 +84,35 @@ def test_submitting_the_form_shows_the_result_in_the_job_list(web_url: str, star
             expect(row.locator(".status")).to_have_text("succeeded", timeout=60_000)
             expect(row.locator(".result")).to_have_text('"reliable tasks" (14)')
             expect(row).to_contain_text("small")
+            expect(page.locator("#dependency-banner")).to_be_hidden()
             assert failed_requests == []
+        finally:
+            browser.close()
+
+
+def test_with_the_broker_down_the_page_shows_a_banner_and_still_lists_jobs(
+    start_service, service_environment: dict[str, str]
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    closed = ";".join(f"amqp://guest:guest@127.0.0.1:{free_port()}//" for _ in range(3))
+    web_url = _start_web(start_service, service_environment, CELERY_BROKER_URL=closed)
+    assert _answers(f"{web_url}/readyz"), "readiness must not depend on the broker"
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(web_url)
+            banner = page.locator("#dependency-banner")
+            expect(banner).to_be_visible(timeout=10_000)
+            expect(banner.locator("[data-dependency=broker]")).to_contain_text(
+                "new jobs cannot be submitted"
+            )
+            expect(banner.locator("[data-dependency=database]")).to_have_count(0)
+            expect(page.locator("#refreshed")).to_contain_text("updated")
+            page.fill("#input-a", "abc")
+            page.fill("#input-b", "abd")
+            page.click("#submit")
+            expect(page.locator("#form-message")).to_contain_text("task queue is unavailable")
         finally:
             browser.close()

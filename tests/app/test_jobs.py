@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import jobs
-from app.db import LcsJob, LcsResult, TaskCompletion, engine_for
+from app.db import (
+    DatabaseStillUnavailable,
+    LcsJob,
+    LcsResult,
+    TaskCompletion,
+    engine_for,
+    retry_while_unavailable,
+)
 from app.migrate import upgrade
 from app.settings import AppSettings
 
@@ -185,3 +193,76 @@ def test_the_job_list_carries_previews_not_whole_texts(
     assert "a" not in listed
     full = jobs.get_job(engine, job_id)
     assert full is not None and full["result"]["substring"] == long_text and full["a"] == long_text
+
+
+def _job(job_id: str, status: str, started_minutes_ago: float | None) -> LcsJob:
+    now = dt.datetime.now(dt.UTC)
+    return LcsJob(
+        id=job_id, queue="small", status=status, a="a", b="a", a_length=1, b_length=1,
+        attempts=1, created_at=now - dt.timedelta(hours=2),
+        started_at=None if started_minutes_ago is None
+        else now - dt.timedelta(minutes=started_minutes_ago),
+    )
+
+
+def test_a_job_running_past_the_threshold_is_republished_and_a_recent_one_is_not(
+    engine: Engine,
+) -> None:
+    stuck, busy = "22222222-2222-2222-2222-222222222222", "33333333-3333-3333-3333-333333333333"
+    done = "44444444-4444-4444-4444-444444444444"
+    with Session(engine) as session, session.begin():
+        session.add_all([
+            _job(stuck, "running", 45), _job(busy, "running", 5), _job(done, "succeeded", 90),
+        ])
+    publisher = RecordingPublisher()
+    republished = jobs.republish_stale_jobs(
+        engine, publisher, older_than=dt.timedelta(minutes=1),
+        running_older_than=dt.timedelta(minutes=30),
+    )
+    assert republished == [stuck]
+    assert publisher.calls == [(stuck, "small")]
+    # Without the option only pending jobs are swept (the previous behaviour).
+    assert jobs.republish_stale_jobs(engine, publisher, older_than=dt.timedelta(0)) == []
+
+
+def _unavailable() -> OperationalError:
+    return OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+
+def test_waiting_for_the_database_backs_off_and_resumes_when_it_answers() -> None:
+    outcomes: list[object] = [_unavailable(), _unavailable(), _unavailable(), "stored"]
+    pauses: list[float] = []
+
+    def operation() -> object:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert retry_while_unavailable(
+        operation, budget=60, what="test", sleep=pauses.append
+    ) == "stored"
+    assert pauses == [0.5, 1.0, 2.0]
+
+
+def test_waiting_for_the_database_gives_up_after_its_budget_naming_the_error() -> None:
+    now = [0.0]
+
+    def operation() -> None:
+        raise _unavailable()
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(DatabaseStillUnavailable, match=r"sweep: .* 10 s .*connection refused"):
+        retry_while_unavailable(operation, budget=10, what="sweep", sleep=sleep,
+                                clock=lambda: now[0])
+    assert now[0] == pytest.approx(10.0)
+
+
+def test_other_database_errors_are_not_waited_for() -> None:
+    def operation() -> None:
+        raise IntegrityError("INSERT", {}, ValueError("duplicate key"))
+
+    with pytest.raises(IntegrityError):
+        retry_while_unavailable(operation, budget=60, what="test", sleep=lambda _s: None)

@@ -195,7 +195,8 @@ def test_a_submission_no_broker_takes_answers_503_and_stores_nothing(postgres_ur
     assert response.status_code == 503
     assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert response.get_json() == {
-        "error": "the task queue is unavailable; nothing was stored, retry"
+        "error": "the task queue is unavailable; nothing was stored, retry",
+        "dependency": "broker",
     }
     assert len(rows(settings)) == before
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -178,12 +180,40 @@ def test_wrong_method_is_a_json_405(client: FlaskClient) -> None:
     assert response.status_code == 405 and response.is_json
 
 
-def test_healthz_is_up_and_readyz_names_the_missing_broker(client: FlaskClient) -> None:
+def test_readyz_stays_ready_while_the_broker_is_down_and_status_names_it(
+    client: FlaskClient,
+) -> None:
+    # Readiness is the pod's alone: a shared broker outage must not drain every web pod.
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    response = client.get("/readyz")
+    assert client.get("/readyz").status_code == 200
+    answer = client.get("/api/status")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "degraded"
+    assert body["dependencies"]["broker"]["up"] is False
+    assert list(body["dependencies"]["broker"]["nodes"].values()) == [False]
+    assert body["dependencies"]["database"]["up"] is True
+
+
+def test_reads_keep_working_and_submissions_answer_503_fast_while_no_broker_node_answers(
+    settings: AppSettings,
+) -> None:
+    # Three closed ports: every node refuses. The real publisher (confirms, failover) gives up
+    # after about a second instead of spending its 8 s budget.
+    urls = tuple(f"amqp://guest:guest@127.0.0.1:{free_port()}//" for _ in range(3))
+    settings = dataclasses.replace(settings, broker_urls=urls)
+    client = create_app(settings, celery=make_celery(settings)).test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/api/jobs").status_code == 200
+    started = time.monotonic()
+    response = client.post("/api/jobs", json={"a": "abc", "b": "abd"})
+    elapsed = time.monotonic() - started
     assert response.status_code == 503
-    problems = response.get_json()["problems"]
-    assert set(problems) == {"broker"}
+    assert response.get_json()["dependency"] == "broker"
+    assert response.headers["Retry-After"].isdigit()
+    assert elapsed < 2.0, f"a submission with no broker took {elapsed:.2f} s"
+    assert stored_jobs(settings) == 0
+    assert client.get("/readyz").status_code == 200
 
 
 def test_the_page_uses_only_its_own_assets(client: FlaskClient) -> None:

@@ -200,3 +200,24 @@ def test_local_web_app_has_no_ingress_only_a_cluster_ip_service(recorder: Record
 def _assert_equal(actual, expected):
     assert actual == expected
     return actual
+
+
+def test_the_probed_path_stays_ready_with_broker_and_database_down(tmp_path):
+    # The path the readiness probe and the load balancer's health check use, asked of the real
+    # app with every dependency unreachable: a shared outage must not drain every web pod.
+    from app.settings import AppSettings
+    from app.web import create_app
+    from tests.app.conftest import free_port
+
+    settings = AppSettings(
+        broker_urls=(f"amqp://guest:guest@127.0.0.1:{free_port()}//",),
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/gone",
+    )
+    client = create_app(settings).test_client()
+    probed = {
+        pod_spec(gcp_web()).containers[0].readiness_probe.http_get.path,
+        backend_config_spec(gcp_web().ingress)["healthCheck"]["requestPath"],
+    }
+    assert probed == {"/readyz"}
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/api/status").get_json()["status"] == "degraded"

@@ -175,7 +175,8 @@ def test_every_statefulset_volume_is_a_claim_of_its_own_that_outlives_the_stack(
                             "data-postgres-0"}
     assert by_name["data-rabbitmq-0"].inputs["spec"]["resources"]["requests"]["storage"] \
         == "50Gi"
-    assert by_name["data-postgres-0"].inputs["spec"]["storageClassName"] == "premium-rwo"
+    assert by_name["data-postgres-0"].inputs["spec"]["storageClassName"] == \
+        "postgres-regional-pd-ssd-b-c"
     assert all(claim.options["retainOnDelete"] for claim in by_name.values())
     for name, statefulset in (("rabbitmq", "rabbitmq-statefulset"),
                               ("postgres", "postgres-statefulset")):

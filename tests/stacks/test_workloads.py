@@ -78,7 +78,7 @@ def test_keda_reads_only_the_queue_monitor_secret_from_its_own_namespace(plans, 
 def test_prod_database_is_a_statefulset_with_its_own_volume(prod):
     statefulset = prod.manifest("StatefulSet", "postgres")
     [claim] = statefulset["spec"]["volumeClaimTemplates"]
-    assert claim["spec"]["storageClassName"] == "premium-rwo"
+    assert claim["spec"]["storageClassName"] == "postgres-regional-pd-ssd-b-c"
     assert claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
 
 
