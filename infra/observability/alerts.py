@@ -574,6 +574,23 @@ def _web_rules(m: PlatformMetrics, t: AlertThresholds) -> list[AlertRule]:
             ),
         ),
         AlertRule(
+            # Readiness no longer follows the broker and the database (a shared outage must not
+            # take every web pod out of the load balancer): this alert says what the pods see.
+            name="WebDependencyUnavailable",
+            component="web",
+            severity="critical",
+            for_seconds=120,
+            expr=(
+                f'max by (dependency) ({sources.WEB_DEPENDENCY_UP}{{job="{job}"}}) == 0'
+            ),
+            summary="No web pod reaches the {{ $labels.dependency }}",
+            description=(
+                "Every web pod's status check has failed to reach the {{ $labels.dependency }} "
+                "for 2 minutes: the page shows its banner; with the broker gone submissions "
+                "answer 503, with the database gone the job list does too."
+            ),
+        ),
+        AlertRule(
             name="WebLatencyP99High",
             component="web",
             severity="warning",

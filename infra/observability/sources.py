@@ -177,6 +177,8 @@ WEB_JOBS_SUBMITTED = app_metrics.JOBS_SUBMITTED_TOTAL
 """Counter{queue}: LCS jobs accepted (202)."""
 WEB_JOBS_REJECTED = app_metrics.JOBS_REJECTED_TOTAL
 """Counter{reason}: submissions not accepted (invalid input or the broker unavailable)."""
+WEB_DEPENDENCY_UP = app_metrics.DEPENDENCY_UP_NAME
+"""Gauge{dependency}: 1 while a web pod reaches the broker / the database (``app/status.py``)."""
 WEB_PROBE_ROUTES = ("/healthz", "/readyz")
 """Kubelet probes: excluded from error-ratio and latency alerts (they would dominate an idle
 site's traffic and are not what users see)."""

@@ -124,6 +124,14 @@ def _requests(route: str, status: str, values: str, method: str = "POST") -> Ser
     )
 
 
+def _dependency(dependency: str, pods: dict[str, str]) -> list[Series]:
+    return [
+        (f'hacelery_web_dependency_up{{job="web",instance="{pod}:metrics",'
+         f'dependency="{dependency}"}}', values)
+        for pod, values in pods.items()
+    ]
+
+
 def _bucket(le: str, values: str) -> Series:
     return (
         f'hacelery_web_request_duration_seconds_bucket{{job="web",instance="web-1:metrics",'
@@ -342,6 +350,15 @@ FIRING: dict[str, list[CaseBuilder]] = {
             [_requests("/api/jobs", "202", "0+60x30"), _requests("/api/jobs", "503", "0+30x30")],
             "20m",
             [{}],
+        )
+    ],
+    "WebDependencyUnavailable": [
+        lambda m: Case(
+            "both web pods lose the broker, the database stays",
+            _dependency("broker", {"web-1": "1x5 0x25", "web-2": "1x5 0x25"})
+            + _dependency("database", {"web-1": "1x30", "web-2": "1x30"}),
+            "10m",
+            [{"dependency": "broker"}],
         )
     ],
     "WebLatencyP99High": [
@@ -563,6 +580,18 @@ QUIET: dict[str, list[CaseBuilder]] = {
             "all errors but almost no traffic",
             [_requests("/api/jobs", "500", "0+1x30")],
             "20m",
+        ),
+    ],
+    "WebDependencyUnavailable": [
+        lambda m: Case(
+            "one pod loses the database, the other still reaches it",
+            _dependency("database", {"web-1": "1x5 0x25", "web-2": "1x30"}),
+            "10m",
+        ),
+        lambda m: Case(
+            "a one-minute broker blip",
+            _dependency("broker", {"web-1": "1x5 0x1 1x24", "web-2": "1x5 0x1 1x24"}),
+            "10m",
         ),
     ],
     "WebLatencyP99High": [

@@ -61,7 +61,7 @@ def test_gcp_creates_pod_monitorings_rules_routing_and_a_dashboard_all_valid():
     assert jobs == set(sources.Jobs().all())
     rules = next(m for m in manifests if m["kind"] == "Rules")
     names = {r["alert"] for g in rules["spec"]["groups"] for r in g["rules"]}
-    assert len(names) == 21 and "KedaScalerErrors" not in names
+    assert len(names) == 22 and "KedaScalerErrors" not in names
     secret = next(m for m in manifests if m["kind"] == "Secret")
     assert secret["metadata"]["namespace"] == "gmp-public"
     assert secret["stringData"] == {"alertmanager.yaml": plan_engine.SECRET}
