@@ -28,9 +28,9 @@ from drills.silent_faults.report import SilentResult
 
 FAULT_SECONDS = {"kill": 5.0, "leader-partition": 30.0}
 """CI's fault window per scenario (default below): the kill needs no long window to compare; a
-partitioned queue leader takes ~21 s to be replaced with inter-node TLS (~10 s without, measured
-by ``python -m drills.silent_faults --scenario leader-partition --fault-seconds 30 [--no-tls]``),
-so its window must be longer to show the resume before the heal."""
+partitioned queue leader has taken 7-21 s to be replaced with inter-node TLS (10 s in one run
+without; README "Silent faults"), so its window must be longer to show the resume before the
+heal."""
 DEFAULT_FAULT_SECONDS = 20.0
 
 
